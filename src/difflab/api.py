@@ -1,0 +1,109 @@
+"""The Python API: `difflab.train(...)` → `Run`, `difflab.load_run(path)`, `difflab.evaluate_run(run)`.
+
+    run = difflab.train(dataset="mnist5k", minutes=5)
+    images = run.sample(labels=[5] * 8)          # (8, 1, 28, 28) in [-1, 1]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+
+from difflab.errors import UserError
+from difflab.generate import class_labels
+from difflab.run import Run, write_class_grid, write_trajectory
+from difflab.training import checkpoint as ckpt
+from difflab.training.config import TrainConfig
+from difflab.training.trainer import Trainer
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before training, not after, when the run folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to run folder {folder} ({err.strerror}); fix: --out a writable folder") from None
+
+
+def train(config: TrainConfig | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
+          progress: bool = True, evaluate: bool = True, **overrides) -> Run:
+    """Train (or `resume` a run folder), then write the final grid, trajectory, loss plot and figure."""
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = TrainConfig.load(run_dir / "config.json")
+        config = saved.replace(**overrides) if overrides else saved
+        _check_resume_config(saved, config)
+    else:
+        config = (config or TrainConfig()).replace(**overrides) if overrides or config is None else config
+        run_dir = Path(out) if out is not None else default_run_dir()
+    check_writable(run_dir)
+    trainer = Trainer(config, run_dir, resume=resume is not None, show_progress=progress)
+    if resume is not None:
+        config.save(run_dir / "config.json")
+    trainer.run()
+    return finish_run(run_dir, evaluate=evaluate, data=trainer.data)
+
+
+def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
+    """Only the budget and bookkeeping may change on resume; anything that shapes the model may not."""
+    changeable = {"steps", "epochs", "minutes", "device", "log_every", "checkpoint_minutes", "num_sample_grids",
+                  "solver", "sample_steps", "guidance"}
+    diff = [f"{k}: {v!r} -> {new.to_dict()[k]!r}" for k, v in saved.to_dict().items()
+            if k not in changeable and new.to_dict()[k] != v]
+    if diff:
+        raise UserError(f"cannot resume with a different configuration ({'; '.join(diff)}); fix: start a new run")
+
+
+def finish_run(run_dir: Path, *, evaluate: bool = True, data=None) -> Run:
+    """Pictures and the one-line quality figure every finished run gets."""
+    from difflab.report.plots import plot_loss
+
+    run = Run.load(run_dir)
+    write_class_grid(run.model, run.config, run.num_classes, run_dir / "samples" / "final.png")
+    write_trajectory(run, run_dir / "samples" / "trajectory.png")
+    plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
+    if evaluate and run.num_classes:
+        evaluate_run(run, n_per_class=100, name="final")
+    return run
+
+
+def evaluate_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | None = None, **settings) -> dict:
+    """Judge accuracy and confidence of `n_per_class` generated images per class; saved in RUN/eval/."""
+    from difflab.evaluation import judge_samples, load_judge
+
+    if not run.num_classes:
+        raise UserError("judge accuracy needs a class-conditional run (this one is unconditional)")
+    judge = load_judge(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
+    labels = class_labels(run.num_classes, n_per_class)
+    started = time.monotonic()
+    images = run.sample(labels, seed=seed, **settings)
+    result = judge_samples(judge, images, labels)
+    s = run.settings(**settings)
+    result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, seed=seed,
+                  sampling_seconds=round(time.monotonic() - started, 2))
+    name = name or f"{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(labels)}-seed{seed}"
+    (run.path / "eval").mkdir(exist_ok=True)
+    ckpt.atomic_write_text(run.path / "eval" / f"{name}.json", json.dumps(result, indent=2))
+    return result
+
+
+def load_run(path: str | Path, *, device: str = "cpu") -> Run:
+    return Run.load(path, device=device)
+
+
+def quality_line(result: dict) -> str:
+    return (f"generated digits: {100 * result['accuracy']:.1f}% recognised as the requested class "
+            f"(judge accuracy on real digits: {100 * result['judge_real_accuracy']:.1f}%)")
+
+
+__all__ = ["evaluate_run", "finish_run", "load_run", "quality_line", "train"]

@@ -1,0 +1,78 @@
+"""`ImageDataset`: the one in-memory dataset type every source produces.
+
+Small image datasets fit in memory, so a dataset is two tensors and a list of names; batches are
+index gathers, with no per-item Python on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from difflab.errors import UserError
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Images `(N, C, H, W)` float32 in [-1, 1], labels `(N,)` int64 in [0, len(class_names))."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+    name: str = "dataset"
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise UserError(f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise UserError(
+                f"{self.name}: {self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}"
+            )
+        if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.class_names)):
+            raise UserError(
+                f"{self.name}: labels must lie in [0, {len(self.class_names) - 1}], "
+                f"found {int(self.labels.min())}..{int(self.labels.max())}"
+            )
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """`(C, H, W)` of one image."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: torch.Tensor, name: str | None = None) -> "ImageDataset":
+        return ImageDataset(self.images[index], self.labels[index], self.class_names, name or self.name)
+
+    def split(self, test_fraction: float = 0.1, seed: int = 0) -> tuple["ImageDataset", "ImageDataset"]:
+        """Stratified (per-class) split into train and held-out parts, the same for the same seed."""
+        if not 0.0 < test_fraction < 1.0:
+            raise UserError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        generator = torch.Generator().manual_seed(seed)
+        train_idx, test_idx = [], []
+        for c in range(self.num_classes):
+            idx = torch.nonzero(self.labels == c).flatten()
+            idx = idx[torch.randperm(len(idx), generator=generator)]
+            n_test = int(round(len(idx) * test_fraction))
+            test_idx.append(idx[:n_test])
+            train_idx.append(idx[n_test:])
+        train, test = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+        return self.subset(train, f"{self.name}-train"), self.subset(test, f"{self.name}-test")
+
+
+def from_uint8(images, labels, class_names, name: str) -> ImageDataset:
+    """Build a dataset from uint8 pixels `(N, H, W)` or `(N, H, W, C)` (0..255) and integer labels."""
+    pixels = torch.as_tensor(images)
+    if pixels.ndim == 3:
+        pixels = pixels.unsqueeze(-1)  # (N, H, W, 1)
+    if pixels.ndim != 4:
+        raise UserError(f"{name}: expected images (N, H, W[, C]), got shape {tuple(pixels.shape)}")
+    x = pixels.permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0)  # (N, C, H, W) in [-1, 1]
+    y = torch.as_tensor(labels).long().flatten()
+    return ImageDataset(x, y, tuple(class_names), name)

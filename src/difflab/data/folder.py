@@ -1,0 +1,124 @@
+"""Image folders: `root/<class>/<image>`, the layout most small image datasets come in.
+
+Class names are the sub-folder names, sorted. Every image Pillow reads is accepted and brought to one
+mode and one size, so a folder mixing PNG and JPEG, or grayscale and colour, still loads:
+
+- mode: grayscale "L" if every image is grayscale (modes 1, L, LA, I, I;16, F), else "RGB"; alpha is
+  dropped; 16-bit samples (16-bit PNG/TIFF) are scaled to 8 bits (x 255/65535), not clipped;
+- size: `image_size` x `image_size` when given, else the most common size (the first image's on a
+  tie); images of another size are resized with Lanczos, aspect ratio not kept;
+- EXIF orientation (phone photos) is applied first.
+
+Hidden files (".*") and a top-level `metadata.jsonl` (Hugging Face image-folder layout) are ignored;
+anything else unexpected (a stray file, an empty folder, a file that is not an image) is a
+`UserError` naming the file, so a dataset never loads with silently missing or garbled images.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from difflab.data.dataset import ImageDataset, from_uint8
+from difflab.errors import UserError
+
+GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # how Pillow reads 16-bit PNG/TIFF
+IGNORED_TOP_LEVEL = {"metadata.jsonl"}
+EXIF_ORIENTATION = 0x0112
+ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF values that swap width and height
+
+
+def load_image_folder(path: str | Path, *, image_size: int | None = None) -> ImageDataset:
+    """All images under `path/<class>/`, `(N, C, H, W)` in [-1, 1] with C = 1 (gray) or 3 (RGB)."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{root}: not a directory; fix: pass folder:PATH where PATH holds one sub-folder of "
+                        "images per class")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise UserError(f"image_size must be a positive integer, got {image_size!r}")
+    classes = _class_folders(root)
+    files, labels = [], []
+    for label, folder in enumerate(classes):
+        class_files = _image_files(folder)
+        files += class_files
+        labels += [label] * len(class_files)
+    probes = [_probe(f) for f in files]  # headers only: cheap, and every bad file is found up front
+    mode = "L" if all(m in GRAY_MODES for m, _ in probes) else "RGB"
+    size = (image_size, image_size) if image_size else Counter(s for _, s in probes).most_common(1)[0][0]
+    pixels = np.stack([_load(f, mode, size) for f in files])  # (N, H, W) or (N, H, W, 3)
+    return from_uint8(pixels, labels, tuple(c.name for c in classes), root.name or "folder")
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _class_folders(root: Path) -> list[Path]:
+    entries = [p for p in _visible(root) if p.name not in IGNORED_TOP_LEVEL]
+    stray = [p for p in entries if not p.is_dir()]
+    if stray:
+        raise UserError(f"{stray[0]}: a file at the top of the dataset folder, where only class sub-folders "
+                        "belong; fix: move it into its class folder or remove it")
+    if not entries:
+        raise UserError(f"{root}: no class sub-folders; fix: put each class's images in its own sub-folder, "
+                        f"e.g. {root / 'cats' / '0001.png'}")
+    return entries
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = _visible(folder)
+    nested = [p for p in files if p.is_dir()]
+    if nested:
+        raise UserError(f"{nested[0]}: a folder inside class folder {folder.name!r}; fix: move its images up "
+                        f"into {folder} or remove it")
+    if not files:
+        raise UserError(f"{folder}: empty class folder; fix: add images to it or remove it")
+    return files
+
+
+@contextmanager
+def _pillow_errors(path: Path):
+    """Turn whatever Pillow raises for a bad file into one `UserError` that names the file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise UserError(f"{path}: too many pixels for a dataset image ({err}); fix: downscale it or "
+                            "remove it") from None
+        except UnidentifiedImageError:
+            raise UserError(f"{path}: not an image Pillow can read; fix: remove it from the class folder or "
+                            "convert it to PNG") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as err:  # truncated or corrupt image data
+            raise UserError(f"{path}: damaged image ({type(err).__name__}: {err}); fix: remove it or replace "
+                            "it with a good copy") from None
+
+
+def _probe(path: Path) -> tuple[str, tuple[int, int]]:
+    """`(mode, (width, height))` after EXIF orientation, from the header alone."""
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file (0 bytes); fix: remove it or replace it with the image")
+    with _pillow_errors(path), Image.open(path) as img:
+        width, height = img.size
+        if img.getexif().get(EXIF_ORIENTATION) in ROTATED_ORIENTATIONS:
+            width, height = height, width
+        return img.mode, (width, height)
+
+
+def _load(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """Pixels `(H, W)` for mode "L" or `(H, W, 3)` for "RGB", uint8, resized to `size` (W, H)."""
+    with _pillow_errors(path), Image.open(path) as opened:
+        img = ImageOps.exif_transpose(opened)
+        if img.mode in SIXTEEN_BIT_MODES:
+            wide = np.asarray(img).astype(np.float32)  # (H, W) 0..65535
+            img = Image.fromarray(np.rint(np.clip(wide, 0, 65535) * (255 / 65535)).astype(np.uint8))
+        img = img.convert(mode)
+        if img.size != size:
+            img = img.resize(size, Image.Resampling.LANCZOS)
+        return np.asarray(img)

@@ -1,0 +1,53 @@
+"""Dataset names → loaders. `load_dataset("mnist5k")` is the one entry point.
+
+Every source returns an `ImageDataset` for a split: "train" or "test". Sources without official
+splits (mnist5k, image folders) are split per class with a fixed seed (10% held out), so the judge
+and the memorisation metrics always have images the diffusion model never saw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from difflab.data.dataset import ImageDataset
+from difflab.errors import UserError
+
+SPLITS = ("train", "test")
+HELD_OUT_FRACTION = 0.1  # of sources without an official test split
+IDX_SOURCES = ("mnist", "fashion-mnist", "kmnist", "emnist-digits", "emnist-letters")
+NAMES = ("mnist5k", *IDX_SOURCES, "cifar10", "folder:PATH")
+
+
+def load_dataset(
+    spec: str,
+    *,
+    split: str = "train",
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    image_size: int | None = None,
+) -> ImageDataset:
+    """Load `spec` ("mnist5k", "mnist", "fashion-mnist", "kmnist", "cifar10", "folder:PATH")."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if spec == "mnist5k":
+        from difflab.data.embedded import load_mnist5k
+
+        return _held_out_split(load_mnist5k(), split)
+    if spec in IDX_SOURCES:
+        from difflab.data.idx import load_idx_dataset
+
+        return load_idx_dataset(spec, split=split, data_dir=data_dir, download=download)
+    if spec == "cifar10":
+        from difflab.data.cifar import load_cifar10
+
+        return load_cifar10(split=split, data_dir=data_dir, download=download)
+    if spec.startswith("folder:"):
+        from difflab.data.folder import load_image_folder
+
+        return _held_out_split(load_image_folder(spec[len("folder:"):], image_size=image_size), split)
+    raise UserError(f"unknown dataset {spec!r}; use one of {', '.join(NAMES)}")
+
+
+def _held_out_split(dataset: ImageDataset, split: str) -> ImageDataset:
+    train, test = dataset.split(HELD_OUT_FRACTION, seed=0)
+    return train if split == "train" else test

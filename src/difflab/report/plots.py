@@ -1,0 +1,46 @@
+"""Matplotlib figures for a run (headless: the Agg backend, chosen before pyplot is imported)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_loss(metrics_path: Path, out: Path) -> Path | None:
+    """Training loss (raw and smoothed) and learning rate against step."""
+    rows = [r for r in read_metrics(metrics_path) if r.get("loss") == r.get("loss")]  # drop NaN rows
+    if not rows:
+        return None
+    steps = [r["step"] for r in rows]
+    loss = [r["loss"] for r in rows]
+    smooth, acc = [], loss[0]
+    for value in loss:
+        acc = 0.9 * acc + 0.1 * value
+        smooth.append(acc)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.plot(steps, loss, color="tab:blue", alpha=0.3, label="loss")
+    ax.plot(steps, smooth, color="tab:blue", label="loss (EMA 0.9)")
+    ax.set(xlabel="step", ylabel="MSE loss", title="Training loss", yscale="log")
+    ax.grid(alpha=0.3)
+    lr_ax = ax.twinx()
+    lr_ax.plot(steps, [r["lr"] for r in rows], color="tab:orange", label="learning rate")
+    lr_ax.set_ylabel("learning rate", color="tab:orange")
+    lines = ax.get_legend_handles_labels()[0] + lr_ax.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper right")
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)

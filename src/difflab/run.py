@@ -1,0 +1,87 @@
+"""`Run`: a trained run folder as a Python object — load it, sample from it, draw its trajectory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from difflab.diffusion import NoiseSchedule
+from difflab.errors import UserError
+from difflab.generate import SamplerSettings, class_labels, generate
+from difflab.nn.unet import UNet
+from difflab.report.images import grid, save_grid, save_png
+from difflab.training import checkpoint as ckpt
+from difflab.training.config import TrainConfig
+
+
+class Run:
+    """A run folder: `config.json`, `model.json`, `ema.safetensors` (sampled from by default)."""
+
+    def __init__(self, path: Path, config: TrainConfig, model: UNet, class_names: tuple[str, ...]):
+        self.path, self.config, self.model, self.class_names = Path(path), config, model, class_names
+        self.alphas_cumprod = NoiseSchedule(config.schedule, config.num_timesteps).alphas_cumprod
+
+    @classmethod
+    def load(cls, path: str | Path, *, weights: str = "ema", device: str = "cpu") -> "Run":
+        path = Path(path)
+        if not path.is_dir():
+            raise UserError(f"run folder {path} not found; fix: give the folder that `difflab train` printed")
+        config = TrainConfig.load(path / "config.json")
+        meta = ckpt.read_json(path / "model.json")
+        try:
+            model = UNet(**meta["model"])
+        except (TypeError, KeyError) as err:
+            raise UserError(f"{path / 'model.json'} does not describe a difflab U-Net ({err})") from None
+        state = ckpt.load_tensors(path / f"{weights}.safetensors")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise UserError(f"{path / (weights + '.safetensors')} does not fit model.json ({first})") from None
+        model.eval().requires_grad_(False).to(device)
+        return cls(path, config, model, tuple(meta["class_names"]))
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.config["num_classes"]
+
+    def settings(self, *, solver=None, steps=None, guidance=None, eta: float = 0.0) -> SamplerSettings:
+        c = self.config
+        return SamplerSettings(solver or c.solver, steps or c.sample_steps, c.guidance if guidance is None else guidance, eta)
+
+    def sample(self, labels=None, *, n: int | None = None, seed: int = 0, callback=None, **settings) -> torch.Tensor:
+        """Images `(N, C, H, W)` in [-1, 1]; `labels` a list/tensor of class ids, or `n` unconditional."""
+        generator = torch.Generator().manual_seed(seed)
+        return generate(self.model, self.alphas_cumprod, self.config.objective, labels, n=n,
+                        settings=self.settings(**settings), generator=generator, callback=callback)
+
+
+def write_class_grid(model: UNet, config: TrainConfig, num_classes: int, path: Path, *, seed: int = 0) -> Path:
+    """A 10x10 grid, one row per class (or 100 unconditional samples), with the run's sampler."""
+    alphas_cumprod = NoiseSchedule(config.schedule, config.num_timesteps).alphas_cumprod
+    settings = SamplerSettings(config.solver, config.sample_steps, config.guidance)
+    labels = class_labels(num_classes, 10) if num_classes and config.conditional else None
+    images = generate(model, alphas_cumprod, config.objective, labels, n=100, settings=settings,
+                      generator=torch.Generator().manual_seed(seed))
+    return save_grid(images, path, nrow=10)
+
+
+def write_trajectory(run: Run, path: Path, *, columns: int = 8, seed: int = 0) -> Path:
+    """Noise → image: x_t at `columns` evenly spaced steps of the default sampler, one row per class."""
+    labels = class_labels(run.num_classes, 1) if run.num_classes else None
+    steps = run.config.sample_steps
+    keep = {round((i + 1) * steps / (columns - 1)) - 1 for i in range(columns - 1)}  # ends at the clean image
+    frames: list[torch.Tensor] = []
+
+    def record(_, step):
+        if step.index in keep:
+            frames.append(step.x.cpu())
+
+    start = torch.Generator().manual_seed(seed)
+    n = None if labels is not None else 10
+    x_T = torch.randn((len(labels) if labels is not None else n, run.model.config["in_channels"],
+                       run.model.config["image_size"], run.model.config["image_size"]), generator=start)
+    run.sample(labels, n=n, seed=seed, callback=record)
+    columns_first = torch.stack([x_T, *frames], dim=1)  # (rows, columns, C, H, W)
+    return save_png(grid(columns_first.flatten(0, 1), columns_first.shape[1]), path, scale=2)

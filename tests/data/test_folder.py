@@ -1,0 +1,110 @@
+"""Image folders: one sub-folder per class, any Pillow image, every bad file named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from difflab.data import load_dataset
+from difflab.data.folder import load_image_folder
+from difflab.errors import UserError
+
+
+def _png(path: Path, value: int = 128, size: tuple[int, int] = (8, 8), mode: str = "L") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, value if mode == "L" else (value, 0, 255 - value)).save(path)
+    return path
+
+
+def _two_classes(root: Path) -> Path:
+    for i in range(3):
+        _png(root / "cats" / f"{i}.png", 10 * i)
+    for i in range(2):
+        _png(root / "apes" / f"{i}.png", 200 + i)
+    return root
+
+
+def test_two_classes_of_grayscale(tmp_path):
+    root = _two_classes(tmp_path / "pets")
+    (root / ".DS_Store").write_bytes(b"junk")
+    (root / "cats" / ".hidden.png").write_bytes(b"junk")
+    (root / "metadata.jsonl").write_text("{}\n")
+    ds = load_image_folder(root)
+    assert ds.images.shape == (5, 1, 8, 8) and ds.class_names == ("apes", "cats")
+    assert ds.labels.tolist() == [0, 0, 1, 1, 1] and ds.name == "pets"
+    assert ds.images[0].unique().item() == pytest.approx(200 / 127.5 - 1)
+
+
+def test_mixed_modes_and_sizes(tmp_path):
+    root = _two_classes(tmp_path)
+    _png(root / "cats" / "colour.png", 50, mode="RGB")
+    _png(root / "cats" / "big.png", 50, size=(16, 12))
+    ds = load_image_folder(root)
+    assert ds.images.shape == (7, 3, 8, 8)  # any colour image → RGB; the most common size wins
+    resized = load_image_folder(root, image_size=4)
+    assert resized.images.shape == (7, 3, 4, 4)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    root = _two_classes(tmp_path)
+    wide = np.array([[0, 65535], [32896, 1000]] * 4, dtype=np.uint16).repeat(4, axis=1)  # (8, 8)
+    Image.fromarray(wide).save(root / "cats" / "deep.png")
+    assert Image.open(root / "cats" / "deep.png").mode.startswith("I")
+    ds = load_image_folder(root)
+    pixels = np.rint((ds.images[5, 0].numpy() + 1) * 127.5)  # apes 0, 1; cats 0, 1, 2, deep
+    assert pixels[0, 0] == 0 and pixels[0, 4] == 255 and pixels[1, 0] == 128 and pixels[1, 4] == 4
+
+
+@pytest.mark.parametrize(("name", "content", "words"), [
+    ("notes.png", b"hello, not an image", "not an image Pillow can read"),
+    ("empty.png", b"", "empty file (0 bytes)"),
+    ("broken.png", None, "damaged image"),
+])
+def test_bad_file_is_named(tmp_path, name, content, words):
+    root = _two_classes(tmp_path)
+    bad = root / "cats" / name
+    if content is None:
+        _png(bad, size=(64, 64))
+        bad.write_bytes(bad.read_bytes()[:60])  # header intact, pixel data cut
+    else:
+        bad.write_bytes(content)
+    with pytest.raises(UserError) as err:
+        load_image_folder(root)
+    assert str(bad) in str(err.value) and words in str(err.value) and "fix:" in str(err.value)
+
+
+@pytest.mark.parametrize("limit", [40, 20])  # 8x8 = 64 pixels: a warning over 40, an error over 2 x 20
+def test_decompression_bomb(tmp_path, monkeypatch, limit):
+    root = _two_classes(tmp_path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(UserError, match=r"apes/0\.png: too many pixels"):
+        load_image_folder(root)
+
+
+def test_layout_errors(tmp_path):
+    with pytest.raises(UserError, match="not a directory"):
+        load_image_folder(tmp_path / "nope")
+    (tmp_path / "flat").mkdir()
+    _png(tmp_path / "flat" / "a.png")
+    with pytest.raises(UserError, match=r"flat/a\.png: a file at the top"):
+        load_image_folder(tmp_path / "flat")
+    (tmp_path / "none").mkdir()
+    with pytest.raises(UserError, match="no class sub-folders"):
+        load_image_folder(tmp_path / "none")
+    root = _two_classes(tmp_path / "pets")
+    (root / "dogs").mkdir()
+    with pytest.raises(UserError, match=r"dogs: empty class folder"):
+        load_image_folder(root)
+
+
+def test_through_load_dataset_splits(tmp_path):
+    root = tmp_path / "pets"
+    for c in ("a", "b"):
+        for i in range(10):
+            _png(root / c / f"{i}.png", i)
+    train = load_dataset(f"folder:{root}", split="train")
+    test = load_dataset(f"folder:{root}", split="test", image_size=4)
+    assert len(train) == 18 and len(test) == 2 and test.image_shape == (1, 4, 4)
