@@ -44,7 +44,7 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
         config = saved.replace(**overrides) if overrides else saved
         _check_resume_config(saved, config)
     else:
-        config = (config or TrainConfig()).replace(**overrides) if overrides or config is None else config
+        config = config.replace(**overrides) if config is not None else TrainConfig(**overrides)
         run_dir = Path(out) if out is not None else default_run_dir()
     check_writable(run_dir)
     trainer = Trainer(config, run_dir, resume=resume is not None, show_progress=progress)
@@ -102,7 +102,8 @@ def load_run(path: str | Path, *, device: str = "cpu") -> Run:
 
 
 def quality_line(result: dict) -> str:
-    return (f"generated digits: {100 * result['accuracy']:.1f}% recognised as the requested class "
+    digits = set(result.get("per_class_accuracy", {})) <= set("0123456789")
+    return (f"generated {'digits' if digits else 'images'}: {100 * result['accuracy']:.1f}% recognised as the requested class "
             f"(judge accuracy on real digits: {100 * result['judge_real_accuracy']:.1f}%)")
 
 

@@ -19,12 +19,16 @@ def test_json_and_toml_round_trip(tmp_path):
     (dict(schedule="quad"), "unknown schedule 'quad'"),
     (dict(objective="score"), "unknown objective 'score'"),
     (dict(guidance=-1.0), "--guidance must be >= 0"),
-    (dict(steps=None, epochs=None, minutes=None), "no training budget"),
     (dict(cond_dropout=1.0), "--cond-dropout must be in"),
 ])
 def test_bad_values_name_the_value(changes, message):
     with pytest.raises(UserError, match=message):
         TrainConfig(**changes)
+
+
+def test_default_budget_applies_only_when_none_is_given():
+    assert TrainConfig().minutes == 3.0
+    assert TrainConfig(steps=100).minutes is None
 
 
 def test_unknown_key_and_bad_file(tmp_path):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -25,13 +26,12 @@ def plot_loss(metrics_path: Path, out: Path) -> Path | None:
         return None
     steps = [r["step"] for r in rows]
     loss = [r["loss"] for r in rows]
-    smooth, acc = [], loss[0]
-    for value in loss:
-        acc = 0.9 * acc + 0.1 * value
-        smooth.append(acc)
+    window = max(1, len(loss) // 15)  # trailing mean over ~7% of the run
+    csum = np.cumsum([0.0, *loss])
+    smooth = [(csum[i + 1] - csum[max(0, i + 1 - window)]) / min(window, i + 1) for i in range(len(loss))]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     ax.plot(steps, loss, color="tab:blue", alpha=0.3, label="loss")
-    ax.plot(steps, smooth, color="tab:blue", label="loss (EMA 0.9)")
+    ax.plot(steps, smooth, color="tab:blue", label=f"loss (mean of {window} points)")
     ax.set(xlabel="step", ylabel="MSE loss", title="Training loss", yscale="log")
     ax.grid(alpha=0.3)
     lr_ax = ax.twinx()

@@ -14,6 +14,8 @@ from pathlib import Path
 from difflab.diffusion import OBJECTIVES, SCHEDULES, SOLVERS
 from difflab.errors import UserError
 
+DEFAULT_MINUTES = 3.0  # ~90k images on 2 CPU cores; 60k already give ~99% judge accuracy (benchmarks/recipe_search.py)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -23,27 +25,27 @@ class TrainConfig:
     image_size: int | None = None  # resize folder datasets; None keeps the source size
     conditional: bool = True  # class-conditional with a null class for CFG
     # model (the U-Net's constructor arguments)
-    channels: tuple[int, ...] = (32, 64, 64)
+    channels: tuple[int, ...] = (16, 32, 64)  # 0.5 M params; 28 -> 14 -> 7 px; fastest to 99% judge accuracy on CPU
     blocks_per_level: int = 1
     attention_levels: tuple[int, ...] = ()
     dropout: float = 0.0
     # diffusion
     schedule: str = "cosine"
     num_timesteps: int = 1000
-    objective: str = "eps"
+    objective: str = "v"  # with the cosine schedule, eps-prediction reached 61-78% judge accuracy where v reached 99.8%
     cond_dropout: float = 0.1  # fraction of labels replaced by the null class (CFG training)
     # optimisation
-    batch_size: int = 128
+    batch_size: int = 64  # more updates per image seen: 99.3% vs 95.5% (batch 128) after 30k images
     lr: float = 2e-3  # AdamW; small U-Nets on 28x28 tolerate a high rate with warm-up and clipping
     weight_decay: float = 0.0
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0
     ema_decay: float = 0.999  # with warm-up: min(decay, (1 + step) / (10 + step))
-    # budget: the first limit reached stops training; with none given, `minutes` applies
+    # budget: the first limit reached stops training; with none given, DEFAULT_MINUTES applies
     steps: int | None = None
     epochs: float | None = None
-    minutes: float | None = 4.0
+    minutes: float | None = None
     # bookkeeping
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -52,7 +54,7 @@ class TrainConfig:
     num_sample_grids: int = 4  # sample grids written over training (plus the final one)
     # sampling defaults for this run (used by `difflab sample` and the end-of-run figure)
     solver: str = "dpm++"
-    sample_steps: int = 20
+    sample_steps: int = 10  # DPM-Solver++(2M) at 10 steps matched 20 steps in the recipe search
     guidance: float = 3.0
 
     def __post_init__(self) -> None:
@@ -65,7 +67,7 @@ class TrainConfig:
             if value is not None and value <= 0:
                 raise UserError(f"--{name} must be positive, got {value}")
         if self.steps is None and self.epochs is None and self.minutes is None:
-            raise UserError("no training budget: give --steps, --epochs or --minutes")
+            object.__setattr__(self, "minutes", DEFAULT_MINUTES)
         for name in ("batch_size", "num_timesteps", "sample_steps", "log_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -12,12 +12,11 @@ class Progress:
 
     def __init__(self, config, *, enabled: bool = True) -> None:
         self.bar = tqdm(total=1000, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
-                        bar_format="{desc} |{bar}| {percentage:3.0f}% [{elapsed}<{remaining}] {postfix}")
-        self.bar.set_description("training")
+                        bar_format="training |{bar}| {percentage:3.0f}% [{elapsed}<{remaining}] {desc}")
 
     def update(self, trainer, loss: float, images_per_s: float) -> None:
         self.bar.n = min(1000, int(1000 * trainer.progress()))
-        self.bar.set_postfix_str(f"step {trainer.step} loss {loss:.4f} {images_per_s:.0f} img/s", refresh=False)
+        self.bar.set_description_str(f"step {trainer.step} loss {loss:.4f} {images_per_s:.0f} img/s", refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:

@@ -1,0 +1,35 @@
+"""`difflab` command line: one entry point, one module per sub-command.
+
+Each module in `SUBCOMMANDS` has `register(subparsers)`, which adds its parser and sets `func`.
+User mistakes print one line, `difflab: error: ...`, and exit with code 2 (never a traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from difflab.cli.options import Parser
+from difflab.errors import UserError
+
+SUBCOMMANDS = ("train", "sample", "evaluate")  # modules of difflab.cli, in --help order
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="difflab", description="Train, sample, edit, evaluate and explain diffusion models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"difflab.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args) or 0
+    except UserError as err:
+        print(f"difflab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("difflab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,97 @@
+"""Shared argument types and option groups of the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+
+from difflab.errors import UserError
+from difflab.training.config import TrainConfig
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line (no usage dump); `main` turns them into exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UserError(f"{self.prog}: {message}")
+
+
+def number(kind):
+    """An argparse type for int/float whose error names the bad text."""
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """"3,5,7" -> (3, 5, 7)."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """"0.1,0.5" -> (0.1, 0.5)."""
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _field_type(field: dataclasses.Field):
+    hint = typing.get_type_hints(TrainConfig)[field.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+    base = args[0]
+    if typing.get_origin(base) is tuple:
+        return int_list
+    return {int: number(int), float: number(float), str: str, bool: bool}.get(base, str)
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One `--key` per `TrainConfig` field (defaults None: only what the user gives overrides)."""
+    group = parser.add_argument_group("training configuration (defaults in parentheses)")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = _field_type(field)
+        default = field.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if kind is bool:
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"({shown})")
+        else:
+            group.add_argument(flag, dest=field.name, type=kind, default=None, metavar=field.name.upper(),
+                               help=f"({shown})")
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
+
+
+def add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    """--solver --steps --guidance --eta --seed --device, shared by every command that samples."""
+    parser.add_argument("--solver", choices=("ddpm", "ddim", "dpm++"), help="(the run's default)")
+    parser.add_argument("--steps", type=number(int), help="solver steps (the run's default)")
+    parser.add_argument("--guidance", type=number(float), help="classifier-free guidance scale w (the run's default)")
+    parser.add_argument("--eta", type=number(float), default=0.0, help="DDIM noise (0: deterministic)")
+    parser.add_argument("--seed", type=number(int), default=0)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+
+
+def sampler_settings(args: argparse.Namespace) -> dict:
+    """The sampler keyword arguments of `Run.sample`, checked."""
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}")
+    if args.guidance is not None and args.guidance < 0:
+        raise UserError(f"--guidance must be >= 0, got {args.guidance}")
+    if args.eta < 0:
+        raise UserError(f"--eta must be >= 0, got {args.eta}")
+    return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta)

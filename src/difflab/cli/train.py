@@ -1,0 +1,33 @@
+"""`difflab train`: train a model and write a run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from difflab.cli.options import add_config_options, config_overrides
+from difflab.training.config import TrainConfig
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model and write a run folder")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<date-time>)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue a run folder exactly where it stopped")
+    p.add_argument("--config", type=Path, help="TOML or JSON file of config keys (flags override it)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-eval", action="store_true", help="skip the end-of-run judge figure")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from difflab.api import quality_line, train
+
+    base = TrainConfig.load(args.config) if args.config else None
+    trained = train(base, out=args.out, resume=args.resume, progress=not args.no_progress,
+                    evaluate=not args.no_eval, **config_overrides(args))
+    print(f"run folder: {trained.path}")
+    final = trained.path / "eval" / "final.json"
+    if final.exists():
+        print(quality_line(json.loads(final.read_text())))
+    return 0
