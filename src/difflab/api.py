@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from difflab.generate import class_labels
 from difflab.run import Run, write_class_grid, write_trajectory
 from difflab.training import checkpoint as ckpt
 from difflab.training.config import TrainConfig
-from difflab.training.trainer import Trainer
+from difflab.training.trainer import Trainer, config_diff
 
 
 def default_run_dir() -> Path:
@@ -25,21 +26,29 @@ def default_run_dir() -> Path:
 
 
 def check_writable(folder: Path) -> None:
-    """Fail before training, not after, when the run folder cannot be written."""
+    """Fail before training, not after, when the run folder cannot be written; leave no trace either way."""
+    created = next((p for p in reversed([folder, *folder.parents]) if not p.exists()), None)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
+        probe = folder / ".write-test.tmp"
         probe.write_text("ok")
         probe.unlink()
     except OSError as err:
         raise UserError(f"cannot write to run folder {folder} ({err.strerror}); fix: --out a writable folder") from None
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)  # only the empty folders made here; the trainer makes its own
 
 
 def train(config: TrainConfig | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
-          progress: bool = True, evaluate: bool = True, **overrides) -> Run:
-    """Train (or `resume` a run folder), then write the final grid, trajectory, loss plot and figure."""
+          progress: bool = True, evaluate: bool = True, allow_rng_reset: bool = False, **overrides) -> Run:
+    """Train (or `resume` a run folder), then write the final grid, trajectory, loss plot and figure.
+
+    `allow_rng_reset` lets a snapshot without RNG state resume (not bitwise exact)."""
     if resume is not None:
         run_dir = Path(resume)
+        if not run_dir.is_dir():
+            raise UserError(f"--resume {run_dir}: no such run folder; fix: give the folder `difflab train` wrote")
         saved = TrainConfig.load(run_dir / "config.json")
         config = saved.replace(**overrides) if overrides else saved
         _check_resume_config(saved, config)
@@ -47,33 +56,41 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
         config = config.replace(**overrides) if config is not None else TrainConfig(**overrides)
         run_dir = Path(out) if out is not None else default_run_dir()
     check_writable(run_dir)
-    trainer = Trainer(config, run_dir, resume=resume is not None, show_progress=progress)
-    if resume is not None:
-        config.save(run_dir / "config.json")
+    try:
+        trainer = Trainer(config, run_dir, resume=resume is not None, show_progress=progress,
+                          allow_rng_reset=allow_rng_reset)
+        if resume is not None:
+            config.save(run_dir / "config.json")
+    except OSError as err:  # disk full or permissions while preparing: every write is atomic, nothing is lost
+        raise UserError(f"cannot write to {run_dir} ({err.strerror or err}); its snapshot, if any, is intact; "
+                        "fix: free space or permissions, then run again") from None
     trainer.run()
     return finish_run(run_dir, evaluate=evaluate, data=trainer.data)
 
 
 def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
     """Only the budget and bookkeeping may change on resume; anything that shapes the model may not."""
-    changeable = {"steps", "epochs", "minutes", "device", "log_every", "checkpoint_minutes", "num_sample_grids",
-                  "solver", "sample_steps", "guidance"}
-    diff = [f"{k}: {v!r} -> {new.to_dict()[k]!r}" for k, v in saved.to_dict().items()
-            if k not in changeable and new.to_dict()[k] != v]
+    diff = config_diff(saved.to_dict(), new.to_dict())
     if diff:
         raise UserError(f"cannot resume with a different configuration ({'; '.join(diff)}); fix: start a new run")
 
 
 def finish_run(run_dir: Path, *, evaluate: bool = True, data=None) -> Run:
     """Pictures and the one-line quality figure every finished run gets."""
+    from difflab.report.html import write_report
     from difflab.report.plots import plot_loss
 
     run = Run.load(run_dir)
+    if run.config.objective == "denoise":  # a single-step denoiser: nothing to sample (see `difflab edit denoise-ood`)
+        plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
+        write_report(run_dir)
+        return run
     write_class_grid(run.model, run.config, run.num_classes, run_dir / "samples" / "final.png")
     write_trajectory(run, run_dir / "samples" / "trajectory.png")
     plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
     if evaluate and run.num_classes:
         evaluate_run(run, n_per_class=100, name="final")
+    write_report(run_dir)  # last, so it shows every picture and evaluation above
     return run
 
 

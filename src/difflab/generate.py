@@ -38,6 +38,8 @@ def generate(
 
     `callback(chunk_start, step)` sees every solver step of every chunk.
     """
+    if objective == "denoise":
+        raise UserError("a single-step denoiser (objective 'denoise') cannot be sampled; fix: use a v/eps/x0 run")
     cfg = model.config
     num_classes, device = cfg["num_classes"], next(model.parameters()).device
     if labels is not None:

@@ -42,6 +42,12 @@ class Run:
         model.eval().requires_grad_(False).to(device)
         return cls(path, config, model, tuple(meta["class_names"]))
 
+    def check_samplable(self) -> None:
+        """A denoise run is one-step, time-free: the sampler's ε̂(x_t, t) does not exist for it."""
+        if self.config.objective == "denoise":
+            raise UserError(f"{self.path} is a single-step denoiser (--objective denoise), not a diffusion model; "
+                            "fix: use `difflab edit denoise-ood` on it, or sample from a v/eps/x0 run")
+
     @property
     def num_classes(self) -> int:
         return self.model.config["num_classes"]
@@ -52,6 +58,7 @@ class Run:
 
     def sample(self, labels=None, *, n: int | None = None, seed: int = 0, callback=None, **settings) -> torch.Tensor:
         """Images `(N, C, H, W)` in [-1, 1]; `labels` a list/tensor of class ids, or `n` unconditional."""
+        self.check_samplable()
         generator = torch.Generator().manual_seed(seed)
         return generate(self.model, self.alphas_cumprod, self.config.objective, labels, n=n,
                         settings=self.settings(**settings), generator=generator, callback=callback)

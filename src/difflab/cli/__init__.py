@@ -12,7 +12,7 @@ import sys
 from difflab.cli.options import Parser
 from difflab.errors import UserError
 
-SUBCOMMANDS = ("train", "sample", "evaluate")  # modules of difflab.cli, in --help order
+SUBCOMMANDS = ("train", "sample", "edit", "evaluate", "report", "explain", "sweep", "export")  # modules of difflab.cli, in --help order
 
 
 def build_parser() -> Parser:
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args) or 0
     except UserError as err:
-        print(f"difflab: error: {err}", file=sys.stderr)
+        one_line = str(err).replace("\r", "\\r").replace("\n", "\\n")  # a user's text may hold newlines
+        print(f"difflab: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("difflab: interrupted", file=sys.stderr)

@@ -13,6 +13,8 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a model and write a run folder")
     p.add_argument("--out", type=Path, help="run folder (default runs/<date-time>)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a run folder exactly where it stopped")
+    p.add_argument("--allow-rng-reset", action="store_true",
+                   help="resume a snapshot that lacks RNG state (continues, but not bitwise exactly)")
     p.add_argument("--config", type=Path, help="TOML or JSON file of config keys (flags override it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the end-of-run judge figure")
@@ -25,9 +27,11 @@ def run(args) -> int:
 
     base = TrainConfig.load(args.config) if args.config else None
     trained = train(base, out=args.out, resume=args.resume, progress=not args.no_progress,
-                    evaluate=not args.no_eval, **config_overrides(args))
+                    evaluate=not args.no_eval, allow_rng_reset=args.allow_rng_reset,
+                    **config_overrides(args))
     print(f"run folder: {trained.path}")
     final = trained.path / "eval" / "final.json"
     if final.exists():
         print(quality_line(json.loads(final.read_text())))
+    print(f"report: {trained.path / 'report.html'} (open it in a web browser)")
     return 0

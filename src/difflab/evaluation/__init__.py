@@ -2,4 +2,17 @@
 
 from difflab.evaluation.judge import Judge, judge_samples, load_judge
 
-__all__ = ["Judge", "judge_samples", "load_judge"]
+_LAZY = {"EvalConfig": "suite", "evaluate_images": "suite", "frechet_distance": "metrics", "kid": "metrics",
+         "precision_recall": "metrics", "inception_score": "metrics"}  # scipy/matplotlib load only when used
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"difflab.evaluation.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'difflab.evaluation' has no attribute {name!r}")
+
+
+__all__ = ["EvalConfig", "Judge", "evaluate_images", "frechet_distance", "inception_score", "judge_samples", "kid",
+           "load_judge", "precision_recall"]

@@ -19,8 +19,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from difflab.errors import UserError
+from difflab.training import faults
 
 STATE_DIR = "state"
+STATE_FILES = ("ema", "model", "optimizer")  # required in state/; rng.safetensors is checked by the trainer
+TEMP_SUFFIX = ".tmp"  # every temp file or folder ends so and starts with "."; never read as a checkpoint
 _UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), then restored
 os.umask(_UMASK)
 
@@ -31,7 +34,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(data[: len(data) // 2])
+            faults.maybe_pause()  # test hook: widen the window in which a kill leaves a partial temp file
+            f.write(data[len(data) // 2 :])
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
@@ -101,39 +106,64 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
 def write_state(run_dir: Path, tensors: dict[str, dict[str, torch.Tensor]], info: dict) -> None:
     """Atomically replace `run_dir/state/` with files `<name>.safetensors` and `trainer.json`."""
     run_dir = Path(run_dir)
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".state.", suffix=".tmp"))
+    recover_state(run_dir)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".state.", suffix=TEMP_SUFFIX))
     try:
         for name, group in tensors.items():
             save_tensors(tmp / f"{name}.safetensors", group)
         atomic_write_text(tmp / "trainer.json", json.dumps(info, indent=1))
         final, old = run_dir / STATE_DIR, run_dir / ".state.old"
-        if old.exists():
-            shutil.rmtree(old)
         if final.exists():
             os.rename(final, old)
-        os.rename(tmp, final)
+        os.rename(tmp, final)  # the commit point: before it the old snapshot rules, after it the new one
+        _fsync_dir(run_dir)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        recover_state(run_dir)  # a failed rename must not leave the old snapshot under .state.old
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames durable (a power cut after this keeps the new snapshot)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover_state(run_dir: Path) -> None:
+    """Finish or undo an interrupted `write_state`, and delete temp leftovers (they are never read)."""
+    run_dir = Path(run_dir)
+    state, old = run_dir / STATE_DIR, run_dir / ".state.old"
+    if old.is_dir() and not state.is_dir():
+        os.rename(old, state)  # killed between the two renames: the old snapshot is the newest complete one
+    shutil.rmtree(old, ignore_errors=True)
+    for folder in (run_dir, state):
+        for leftover in folder.glob(f".*{TEMP_SUFFIX}"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def read_state(run_dir: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
     """The newest complete snapshot; cleans temp leftovers of an interrupted write."""
     run_dir = Path(run_dir)
-    for leftover in run_dir.glob(".state.*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    recover_state(run_dir)
     state = run_dir / STATE_DIR
-    if not state.is_dir() and (run_dir / ".state.old").is_dir():
-        os.rename(run_dir / ".state.old", state)  # crashed between the two renames
     if not (state / "trainer.json").is_file():
         raise UserError(f"{run_dir} has no resumable state (state/trainer.json); fix: start a new run")
     info = read_json(state / "trainer.json")
+    missing = [f"{name}.safetensors" for name in STATE_FILES if not (state / f"{name}.safetensors").is_file()]
+    if missing:
+        raise UserError(f"{state} is incomplete (missing {', '.join(missing)}); fix: start a new run")
     tensors = {p.stem: load_tensors(p) for p in sorted(state.glob("*.safetensors"))}
     return tensors, info
 
 
 __all__ = [
     "atomic_write_bytes", "atomic_write_text", "load_optimizer", "load_tensors", "optimizer_tensors",
-    "read_json", "read_state", "save_tensors", "write_state",
+    "read_json", "read_state", "recover_state", "save_tensors", "write_state",
 ]

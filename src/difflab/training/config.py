@@ -14,6 +14,7 @@ from pathlib import Path
 from difflab.diffusion import OBJECTIVES, SCHEDULES, SOLVERS
 from difflab.errors import UserError
 
+DENOISE = "denoise"  # not a diffusion objective: a time-free single-step denoiser x + sigma*eps -> x (no sampling)
 DEFAULT_MINUTES = 3.0  # ~90k images on 2 CPU cores; 60k already give ~99% judge accuracy (benchmarks/recipe_search.py)
 
 
@@ -33,6 +34,7 @@ class TrainConfig:
     schedule: str = "cosine"
     num_timesteps: int = 1000
     objective: str = "v"  # with the cosine schedule, eps-prediction reached 61-78% judge accuracy where v reached 99.8%
+    sigma: float = 0.5  # objective "denoise" only: the one noise level x + sigma*eps it learns to undo
     cond_dropout: float = 0.1  # fraction of labels replaced by the null class (CFG training)
     # optimisation
     batch_size: int = 64  # more updates per image seen: 99.3% vs 95.5% (batch 128) after 30k images
@@ -52,6 +54,9 @@ class TrainConfig:
     log_every: int = 25  # steps between metrics.jsonl lines
     checkpoint_minutes: float = 1.0  # resumable state at most this old when a run is killed
     num_sample_grids: int = 4  # sample grids written over training (plus the final one)
+    tensorboard: bool = False  # scalars, grids and config to RUN/tb/ (pip install 'difflab[tensorboard]')
+    wandb: bool = False  # the same to Weights & Biases (pip install 'difflab[wandb]')
+    mlflow: bool = False  # the same to MLflow (pip install 'difflab[mlflow]')
     # sampling defaults for this run (used by `difflab sample` and the end-of-run figure)
     solver: str = "dpm++"
     sample_steps: int = 10  # DPM-Solver++(2M) at 10 steps matched 20 steps in the recipe search
@@ -59,7 +64,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("objective", self.objective, OBJECTIVES)
+        _check_choice("objective", self.objective, OBJECTIVES + (DENOISE,))
+        if not 0 < self.sigma <= 10:
+            raise UserError(f"--sigma must be in (0, 10], got {self.sigma}")
         _check_choice("solver", self.solver, SOLVERS)
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         for name in ("steps", "epochs", "minutes"):

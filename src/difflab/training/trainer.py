@@ -20,11 +20,23 @@ from difflab.diffusion import NoiseSchedule, q_sample, target
 from difflab.errors import UserError
 from difflab.nn.unet import UNet
 from difflab.training import checkpoint as ckpt
-from difflab.training.config import TrainConfig
+from difflab.training import rngstate
+from difflab.training.config import DENOISE, TrainConfig
+from difflab.training.faults import Faults
 from difflab.training.ema import EMA
 from difflab.training.progress import Progress
+from difflab.training.stopping import StopRequests
+from difflab.training.tracking import Tracker, open_tracker
 
 MAX_BAD_STEPS = 20  # consecutive non-finite losses/gradients before training stops
+RESUMABLE_CHANGES = frozenset({  # config keys a resume may change: budget, bookkeeping, sampling defaults
+    "steps", "epochs", "minutes", "device", "log_every", "checkpoint_minutes", "num_sample_grids",
+    "solver", "sample_steps", "guidance", "tensorboard", "wandb", "mlflow"})
+
+
+def config_diff(saved: dict, new: dict) -> list[str]:
+    """`key: old -> new` for every key a resume may not change."""
+    return [f"{k}: {v!r} -> {new.get(k)!r}" for k, v in saved.items() if k not in RESUMABLE_CHANGES and new.get(k) != v]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,15 +52,18 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_clas
     return UNet(
         in_channels=channels, image_size=size, channels=config.channels, blocks_per_level=config.blocks_per_level,
         attention_levels=config.attention_levels, num_classes=num_classes if config.conditional else 0,
-        dropout=config.dropout,
+        dropout=config.dropout, time_conditioning=config.objective != DENOISE,  # the denoiser never sees t
     )
 
 
 class Trainer:
     """One run: `Trainer(config, run_dir).run()`; `resume=True` continues from `run_dir/state`."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, resume: bool = False, show_progress: bool = True):
+    def __init__(self, config: TrainConfig, run_dir: Path, *, resume: bool = False, show_progress: bool = True,
+                 allow_rng_reset: bool = False):
         self.config, self.run_dir, self.show_progress = config, Path(run_dir), show_progress
+        self.allow_rng_reset, self.faults, self.attempts = allow_rng_reset, Faults.from_env(), 0
+        self.saved_step: int | None = None  # step of the newest snapshot on disk (the last good checkpoint)
         self.device = resolve_device(config.device)
         self.data: ImageDataset = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
         c, h, w = self.data.image_shape
@@ -66,7 +81,9 @@ class Trainer:
         self.labels = self.data.labels.to(self.device)
         self.order = torch.randperm(len(self.data), generator=self.generator)
         self.step, self.position, self.seen, self.elapsed, self.bad_steps = 0, 0, 0, 0.0, 0
+        self.skipped_steps = 0  # non-finite steps skipped over the whole run (saved in the state)
         self.grids_written = 0
+        self.tracker: Tracker = Tracker()  # does nothing until run() opens the ones the config asks for
         if resume:
             self._restore()
         else:
@@ -103,6 +120,8 @@ class Trainer:
 
     def loss(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         c, g, b = self.config, self.generator, x0.shape[0]
+        if c.objective == DENOISE:
+            return self.denoise_loss(x0, labels)
         t = torch.randint(0, c.num_timesteps, (b,), generator=g).to(self.device)
         noise = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, H, W)
         drop = (torch.rand(b, generator=g) < c.cond_dropout).to(self.device)
@@ -110,20 +129,29 @@ class Trainer:
         prediction = self.model(q_sample(x0, t, noise, self.alphas_cumprod), t, cond)
         return F.mse_loss(prediction, target(c.objective, x0, noise, t, self.alphas_cumprod))
 
+    def denoise_loss(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The single-step denoiser: L2 between D(x + sigma*eps) and x, one fixed sigma, t unused."""
+        c, g = self.config, self.generator
+        noise = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, H, W)
+        t = torch.zeros(x0.shape[0], dtype=torch.long, device=self.device)  # ignored by the model
+        cond = torch.full_like(labels, self.data.num_classes) if c.conditional else None  # null class: unconditional
+        return F.mse_loss(self.model(x0 + c.sigma * noise, t, cond), x0)
+
     def train_step(self) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        loss = self.loss(*self.next_batch())
+        self.attempts += 1
+        loss = self.faults.poison_loss(self.loss(*self.next_batch()), self.attempts)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.faults.poison_grads(self.model, self.attempts)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
             self.bad_steps += 1  # skipped: a NaN/inf never reaches the weights
+            self.skipped_steps += 1
             if self.bad_steps >= MAX_BAD_STEPS:
-                raise UserError(
-                    f"{self.bad_steps} consecutive non-finite losses at step {self.step}; last good checkpoint: "
-                    f"{self.run_dir / ckpt.STATE_DIR}; fix: lower --lr and --resume"
-                )
+                raise UserError(f"{self.bad_steps} consecutive non-finite losses or gradients at step {self.step}; "
+                                f"{self._last_good()}; fix: lower --lr, then --resume {self.run_dir}")
             return float("nan")
         self.bad_steps = 0
         self.optimizer.step()
@@ -133,29 +161,44 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self) -> Path:
+        """Train to the budget; SIGINT/SIGTERM save at the next step boundary; write errors stop cleanly."""
+        self.tracker = open_tracker(self.config, self.run_dir)  # fails here, before training, if a package is missing
         bar = Progress(self.config, enabled=self.show_progress)
+        try:
+            with StopRequests() as stop:
+                self._loop(bar, stop)
+                self.save()
+        except OSError as err:  # disk full, folder gone, permissions: the snapshot on disk is untouched
+            raise UserError(f"cannot write to {self.run_dir} ({err.strerror or err}); {self._last_good()}; "
+                            "fix: free space or permissions, then --resume") from None
+        finally:
+            bar.close()
+            self.tracker.close()
+        if stop.requested:
+            raise UserError(f"stopped by {stop.requested} at step {self.step}; state saved: continue with "
+                            f"difflab train --resume {self.run_dir}")
+        return self.run_dir
+
+    def _loop(self, bar: Progress, stop: StopRequests) -> None:
         last_save, window_start, window_seen = time.monotonic(), time.monotonic(), self.seen
         started, elapsed0 = time.monotonic(), self.elapsed
-        try:
-            while self.progress() < 1.0:
-                loss = self.train_step()
-                self.elapsed = elapsed0 + time.monotonic() - started
-                if self.step % self.config.log_every == 0:
-                    ips = (self.seen - window_seen) / max(1e-9, time.monotonic() - window_start)
-                    window_start, window_seen = time.monotonic(), self.seen
-                    self._log(loss, ips)
-                    bar.update(self, loss, ips)
-                self._maybe_write_grid()
-                if time.monotonic() - last_save > 60 * self.config.checkpoint_minutes:
-                    self.save()
-                    last_save = time.monotonic()
-        except KeyboardInterrupt:
-            self.save()
-            bar.close()
-            raise UserError(f"interrupted at step {self.step}; state saved: continue with difflab train --resume {self.run_dir}") from None
-        bar.close()
-        self.save()
-        return self.run_dir
+        while self.progress() < 1.0 and not stop.requested:
+            loss = self.train_step()
+            self.elapsed = elapsed0 + time.monotonic() - started
+            if self.step % self.config.log_every == 0:
+                ips = (self.seen - window_seen) / max(1e-9, time.monotonic() - window_start)
+                window_start, window_seen = time.monotonic(), self.seen
+                self._log(loss, ips)
+                bar.update(self, loss, ips)
+            self._maybe_write_grid()
+            if time.monotonic() - last_save > 60 * self.config.checkpoint_minutes:
+                self.save()
+                last_save = time.monotonic()
+
+    def _last_good(self) -> str:
+        if self.saved_step is None:
+            return "no checkpoint was written yet"
+        return f"last good checkpoint: {self.run_dir / ckpt.STATE_DIR} (step {self.saved_step})"
 
     # --- run folder ----------------------------------------------------------------------------
     def _start_folder(self) -> None:
@@ -175,44 +218,71 @@ class Trainer:
                "images_per_s": round(images_per_s, 1), "elapsed": round(self.elapsed, 2), "epoch": round(self.seen / len(self.data), 3)}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        self.tracker.log_scalars(self.step, {k: v for k, v in row.items() if k != "step"})
 
     def _maybe_write_grid(self) -> None:
         n = self.config.num_sample_grids
-        if n and self.grids_written < n and self.progress() >= (self.grids_written + 1) / (n + 1):
+        if n and self.config.objective != DENOISE and self.grids_written < n and self.progress() >= (self.grids_written + 1) / (n + 1):
             from difflab.run import write_class_grid
 
             self.grids_written += 1
-            write_class_grid(self.ema.model, self.config, self.data.num_classes,
-                             self.run_dir / "samples" / f"step_{self.step:06d}.png")
+            path = write_class_grid(self.ema.model, self.config, self.data.num_classes,
+                                    self.run_dir / "samples" / f"step_{self.step:06d}.png")
+            self.tracker.log_image("samples", self.step, path)
 
     def save(self) -> None:
-        """User-facing weights, then the resumable snapshot (atomic, self-consistent)."""
-        ckpt.save_tensors(self.run_dir / "model.safetensors", self.model.state_dict())
-        ckpt.save_tensors(self.run_dir / "ema.safetensors", self.ema.model.state_dict())
+        """The resumable snapshot (atomic, self-consistent), then the user-facing weights.
+
+        Snapshot first: a write error in it leaves every file of the run as it was."""
         opt_tensors, opt_meta = ckpt.optimizer_tensors(self.optimizer)
-        rng = {"generator": self.generator.get_state(), "torch": torch.get_rng_state(), "order": self.order}
+        rng, rng_info = rngstate.capture(self.generator, self.order)
         info = {"step": self.step, "position": self.position, "seen": self.seen, "elapsed": self.elapsed,
                 "ema_updates": self.ema.updates, "grids_written": self.grids_written, "optimizer": opt_meta,
-                "config": self.config.to_dict()}
+                "skipped_steps": self.skipped_steps, "rng": rng_info, "config": self.config.to_dict()}
         tensors = {"model": self.model.state_dict(), "ema": self.ema.model.state_dict(), "optimizer": opt_tensors, "rng": rng}
         ckpt.write_state(self.run_dir, tensors, info)
+        self.saved_step = self.step
+        ckpt.save_tensors(self.run_dir / "model.safetensors", self.model.state_dict())
+        ckpt.save_tensors(self.run_dir / "ema.safetensors", self.ema.model.state_dict())
 
     def _restore(self) -> None:
         tensors, info = ckpt.read_state(self.run_dir)
-        self.model.load_state_dict(tensors["model"])
-        self.ema.model.load_state_dict(tensors["ema"])
-        ckpt.load_optimizer(self.optimizer, tensors["optimizer"], info["optimizer"])
-        self.generator.set_state(tensors["rng"]["generator"])
-        torch.set_rng_state(tensors["rng"]["torch"])
-        self.order = tensors["rng"]["order"]
-        self.step, self.position, self.seen = info["step"], info["position"], info["seen"]
-        self.elapsed, self.ema.updates, self.grids_written = info["elapsed"], info["ema_updates"], info["grids_written"]
+        diff = config_diff(info.get("config", {}), self.config.to_dict())
+        if diff:
+            raise UserError(f"{self.run_dir / ckpt.STATE_DIR} was saved with another configuration "
+                            f"({'; '.join(diff)}); fix: resume with the run's own config.json or start a new run")
+        try:
+            self.model.load_state_dict(tensors["model"])
+            self.ema.model.load_state_dict(tensors["ema"])
+            ckpt.load_optimizer(self.optimizer, tensors["optimizer"], info["optimizer"])
+            self.step, self.position, self.seen = info["step"], info["position"], info["seen"]
+            self.elapsed, self.ema.updates, self.grids_written = info["elapsed"], info["ema_updates"], info["grids_written"]
+        except (KeyError, ValueError, RuntimeError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"{self.run_dir / ckpt.STATE_DIR} does not fit this run ({first}); fix: start a new run") from None
+        self.skipped_steps, self.saved_step = info.get("skipped_steps", 0), self.step
+        self._restore_rng(tensors, info)
         self._trim_metrics()
+
+    def _restore_rng(self, tensors: dict, info: dict) -> None:
+        """Exact resume needs every generator; without them, continue only when the user accepts it."""
+        if rngstate.has_rng(tensors, info):
+            self.order = rngstate.restore(self.generator, tensors["rng"], info["rng"])
+        elif not self.allow_rng_reset:
+            raise UserError(f"{self.run_dir / ckpt.STATE_DIR} has no RNG state, so the resume would not be exact; "
+                            "fix: --allow-rng-reset to continue with fresh random numbers")
 
     def _trim_metrics(self) -> None:
         """Drop metric lines written after the snapshot, so the trace has no duplicates."""
         path = self.run_dir / "metrics.jsonl"
         if path.exists():
-            rows = [line for line in path.read_text().splitlines() if line.strip()]
-            kept = [r for r in rows if json.loads(r)["step"] <= self.step]
+            kept = [r for r in path.read_text().splitlines() if _logged_step(r) <= self.step]
             ckpt.atomic_write_text(path, "".join(r + "\n" for r in kept))
+
+
+def _logged_step(line: str) -> float:
+    """The step of one metrics line; a line cut short by a crash counts as after any snapshot."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf

@@ -1,0 +1,35 @@
+"""`difflab sweep sweep.toml`: train and judge a grid or list of runs; a sorted results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from difflab.cli.options import number
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="train and judge a grid/list of configurations (resumable)")
+    p.add_argument("spec", type=Path, help="TOML with [base], [grid] and/or [[runs]], [evaluate]")
+    p.add_argument("--out", type=Path, help="sweep folder (default sweeps/<spec name>)")
+    p.add_argument("--parallel", type=number(int), default=1, help="runs at once, in processes (1)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import shutil
+
+    from difflab.sweep import SweepSpec, check_folder, run_sweep
+
+    spec = SweepSpec.load(args.spec)
+    out = args.out or Path("sweeps") / args.spec.stem
+    check_folder(spec, out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.spec.resolve() != (out / "sweep.toml").resolve():
+        shutil.copyfile(args.spec, out / "sweep.toml")  # the folder says how it was made
+    print(f"sweep of {len(spec.runs)} run(s) into {out}")
+    rows = run_sweep(spec, out, parallel=args.parallel)
+    metric = spec.evaluate.metric
+    best = rows[0] if rows else {}
+    print(f"best by {metric}: {best.get('run')} ({metric} {best.get(metric)}, guidance {best.get('guidance')})")
+    print(f"wrote {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.png'}")
+    return 0

@@ -1,0 +1,134 @@
+"""`Editor`: every edit on a trained run, tensors in and out.
+
+    editor = Editor(difflab.load_run("runs/x"), steps=20)
+    sevens = editor.sdedit(ones, levels=[1, 5, 10], label=7)     # (B, 3, C, H, W)
+    both = editor.anagram((6, 9), "rot180", n=8)                  # (8, C, H, W)
+
+Each method builds a noise estimate (the run's network seen as ε̂, whatever it predicts, with CFG)
+and a start/projection, and runs the one sampling loop; the lower-level functions it calls
+(`sdedit`, `inpaint`, `compositions.anagram`, ...) take any `NoiseEstimate`, so they compose.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from difflab.diffusion import classifier_free, make_solver, model_noise_estimate, sample, timesteps
+from difflab.diffusion import compositions
+from difflab.diffusion.sampling import NoiseEstimate
+from difflab.diffusion.solvers import _randn_like
+from difflab.edit.baselines import denoise_comparison, forward_noise
+from difflab.edit.filters import lowpass
+from difflab.edit.inpaint import inpaint
+from difflab.edit.sdedit import Level, level_schedule, sdedit
+from difflab.edit.views import get_view
+from difflab.errors import UserError
+
+EDIT_STEPS = 20  # strided schedule of the edits: fine enough for SDEdit levels 1..20 (the run's default is 10)
+
+
+class Editor:
+    """A run's model, schedule and sampler settings, ready to edit with (`Run` → tensors)."""
+
+    def __init__(self, run, *, solver: str | None = None, steps: int | None = EDIT_STEPS, guidance: float | None = None,
+                 eta: float = 0.0) -> None:
+        run.check_samplable()
+        self.run, self.settings = run, run.settings(solver=solver, steps=steps, guidance=guidance, eta=eta)
+        self.alphas_cumprod = run.alphas_cumprod
+        self.device = next(run.model.parameters()).device
+        self.model_estimate = model_noise_estimate(run.model, run.config.objective, self.alphas_cumprod.to(self.device))
+        cfg = run.model.config
+        self.shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
+
+    @property
+    def num_timesteps(self) -> int:
+        return len(self.alphas_cumprod)
+
+    def estimate(self, label: int | None, n: int) -> NoiseEstimate:
+        """ε̂ for `n` images of class `label` with the run's guidance (None: unconditional)."""
+        k = self.run.num_classes
+        if label is None:
+            return classifier_free(self.model_estimate, None, None, 1.0)
+        if not k:
+            raise UserError("this run is unconditional; fix: drop the class label")
+        if not 0 <= label < k:
+            raise UserError(f"label {label} is out of range for a {k}-class model; use 0..{k - 1}")
+        cond = torch.full((n,), label, dtype=torch.long, device=self.device)
+        return classifier_free(self.model_estimate, cond, torch.full_like(cond, k), self.settings.guidance)
+
+    def solver(self):
+        """A fresh solver (multistep solvers keep state between steps)."""
+        options = {"eta": self.settings.eta} if self.settings.solver == "ddim" else {}
+        return make_solver(self.settings.solver, self.alphas_cumprod, **options)
+
+    def check_images(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.shape:
+            raise UserError(f"images of shape {tuple(images.shape)} do not fit this model; fix: give (B, {', '.join(map(str, self.shape))})")
+        return images.to(self.device).float()
+
+    # --- the edits ---------------------------------------------------------------------------
+    def noise(self, images: torch.Tensor, ts, *, seed: int = 0) -> torch.Tensor:
+        """The forward process at `ts`: `(B, len(ts), C, H, W)`."""
+        return forward_noise(self.check_images(images), ts, self.alphas_cumprod, generator=_gen(seed)).cpu()
+
+    def denoise(self, images: torch.Tensor, ts, *, blur_sigma: float = 1.0, seed: int = 0) -> torch.Tensor:
+        """Noisy / blurred / one-step / iterative for each t: `(len(ts), 4, B, C, H, W)`."""
+        x = self.check_images(images)
+        return denoise_comparison(self.estimate(None, len(x)), x, ts, self.solver, self.alphas_cumprod,
+                                  steps=self.settings.steps, blur_sigma=blur_sigma, generator=_gen(seed)).cpu()
+
+    @torch.no_grad()
+    def sdedit(self, images: torch.Tensor, levels: list[Level], *, label: int | None = None, seed: int = 0) -> torch.Tensor:
+        """SDEdit at each level (int: strided steps, float: fraction of T): `(B, len(levels), C, H, W)`."""
+        x = self.check_images(images)
+        schedules = [level_schedule(level, self.num_timesteps, self.settings.steps) for level in levels]
+        estimate = self.estimate(label, len(x))  # each level from the same seed: same noise, only t₀ differs
+        out = [sdedit(estimate, x, s, self.solver(), self.alphas_cumprod, generator=_gen(seed)) for s in schedules]
+        return torch.stack(out, dim=1).cpu()
+
+    @torch.no_grad()
+    def inpaint(self, images: torch.Tensor, mask: torch.Tensor, *, label: int | None = None, resample: int = 1,
+                seed: int = 0) -> torch.Tensor:
+        """Regenerate `mask` (True) from pure noise, known pixels kept exactly: `(B, C, H, W)`."""
+        x = self.check_images(images)
+        ts = timesteps(self.num_timesteps, self.settings.steps)
+        return inpaint(self.estimate(label, len(x)), x, mask, ts, self.solver(), self.alphas_cumprod,
+                       resample=resample, generator=_gen(seed)).cpu()
+
+    @torch.no_grad()
+    def anagram(self, labels: tuple[int, int], view: str, *, n: int = 1, seed: int = 0) -> torch.Tensor:
+        """One image reading as `labels[0]` upright and `labels[1]` through `view`: `(n, C, H, W)`."""
+        a, b = _pair(labels, "labels")
+        v = get_view(view)
+        estimate = compositions.anagram(self.estimate(a, n), self.estimate(b, n), v.apply, v.inverse)
+        return self._generate(estimate, n, seed)
+
+    @torch.no_grad()
+    def hybrid(self, far: int, near: int, sigma: float, *, n: int = 1, seed: int = 0) -> torch.Tensor:
+        """Low frequencies of `far`, high of `near` (sigma: Gaussian σ in pixels; 0 = plain `far`): `(n, C, H, W)`."""
+        if sigma < 0:
+            raise UserError(f"--sigma must be >= 0 (pixels of Gaussian low-pass), got {sigma}")
+        estimate = compositions.hybrid(self.estimate(far, n), self.estimate(near, n), lowpass(sigma))
+        return self._generate(estimate, n, seed)
+
+    def plain(self, label: int | None, *, n: int = 1, seed: int = 0) -> torch.Tensor:
+        """Ordinary samples through the same path (the reference the compositions reduce to)."""
+        return self._generate(self.estimate(label, n), n, seed)
+
+    def _generate(self, estimate: NoiseEstimate, n: int, seed: int) -> torch.Tensor:
+        if n < 1:
+            raise UserError(f"--n must be at least 1, got {n}")
+        generator = _gen(seed)
+        x = torch.randn((n, *self.shape), generator=generator).to(self.device)  # (n, C, H, W)
+        ts = timesteps(self.num_timesteps, self.settings.steps)
+        return sample(estimate, x, ts, self.solver(), generator=generator).cpu()
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _pair(values, name: str) -> tuple[int, int]:
+    if len(values) != 2:
+        raise UserError(f"--{name} needs two class ids like 6,9, got {','.join(map(str, values))}")
+    return int(values[0]), int(values[1])

@@ -1,0 +1,112 @@
+"""Hand-drawn input → MNIST-like tensors, and masks from PNGs or boxes.
+
+MNIST's own recipe (LeCun et al. 1998): white ink on black, the digit scaled into a 20×20 box keeping
+its aspect ratio, then placed in 28×28 so that its centre of mass is the centre. A phone photo of
+ink on paper has a light, uneven background, so it is inverted and its background level subtracted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from difflab.errors import UserError
+
+INK_THRESHOLD = 0.35  # after background removal: below this is paper texture or shadow, not ink
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """Any Pillow-readable image as `(H, W)` float in [0, 1]; a one-line error when it is not an image."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+    except FileNotFoundError:
+        raise UserError(f"image {path} not found; fix: give a PNG/JPG path") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"{path} is not a readable image ({err}); fix: give a PNG or JPG") from None
+
+
+def to_ink(gray: np.ndarray) -> np.ndarray:
+    """Ink as 1, background as 0: inverted when the border is light, background level removed."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ink = 1.0 - gray if np.median(border) > 0.5 else gray.copy()
+    background = np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))
+    span = ink.max() - background
+    if span < 0.1:
+        raise UserError("no ink found in the image (it is nearly uniform); fix: a darker drawing on plain paper")
+    ink = np.clip((ink - background) / span, 0, 1)
+    ink[ink < INK_THRESHOLD] = 0.0
+    return ink
+
+
+def mnist_like(ink: np.ndarray, *, size: int = 28, box: int = 20) -> torch.Tensor:
+    """Crop to the ink, scale into `box`×`box`, centre by centre of mass in `size`×`size`; `(1, 1, size, size)` in [-1, 1]."""
+    rows, cols = np.nonzero(ink > 0.5)
+    crop = _resize(ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], 4 * box)  # work at 4x the box
+    crop = thicken(crop, box / max(crop.shape))
+    scale = box / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = _resize(crop, max(h, w))
+    canvas = np.zeros((size, size))
+    top, left = (size - h) // 2, (size - w) // 2
+    canvas[top : top + h, left : left + w] = small
+    ys, xs = np.indices(canvas.shape)
+    mass = canvas.sum()
+    dy, dx = round(size / 2 - 0.5 - (ys * canvas).sum() / mass), round(size / 2 - 0.5 - (xs * canvas).sum() / mass)
+    padded = np.pad(canvas, size)  # shift without wrapping ink round the edge
+    canvas = padded[size - dy : 2 * size - dy, size - dx : 2 * size - dx]
+    return torch.from_numpy(canvas).float().clamp(0, 1).mul(2).sub(1).view(1, 1, size, size)
+
+
+def _resize(a: np.ndarray, longest: int) -> np.ndarray:
+    """Resize `(H, W)` in [0, 1] so its longer side is `longest` (Lanczos), keeping the aspect ratio."""
+    scale = longest / max(a.shape)
+    h, w = max(1, round(a.shape[0] * scale)), max(1, round(a.shape[1] * scale))
+    image = Image.fromarray((a * 255).round().astype(np.uint8)).resize((w, h), Image.LANCZOS)
+    return np.asarray(image, dtype=np.float64) / 255
+
+
+def thicken(ink: np.ndarray, scale: float, *, target: float = 2.6) -> np.ndarray:
+    """Widen strokes to ~`target` px after scaling by `scale`: MNIST pens are 2-3 px wide at 28 px,
+    a ballpoint line on a phone photo would shrink to a faint hairline. Width ≈ 2·area / boundary."""
+    solid = ink > 0.5
+    inner = solid.copy()
+    inner[1:-1, 1:-1] &= solid[:-2, 1:-1] & solid[2:, 1:-1] & solid[1:-1, :-2] & solid[1:-1, 2:]
+    width = 2 * solid.sum() / max(1, (solid & ~inner).sum())  # in input pixels
+    k = int(round(target / scale - width)) | 1  # odd max-filter size that adds the missing width
+    if k < 3:
+        return ink
+    x = torch.from_numpy(ink)[None, None]  # (1, 1, H, W)
+    x = torch.nn.functional.max_pool2d(x, (1, k), stride=1, padding=(0, k // 2))
+    x = torch.nn.functional.max_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0))
+    return x[0, 0].numpy()
+
+
+def load_drawing(path: str | Path, *, size: int = 28) -> torch.Tensor:
+    """A PNG/JPG drawing or photo as MNIST-like input `(1, 1, size, size)` in [-1, 1]."""
+    return mnist_like(to_ink(read_gray(path)), size=size, box=round(size * 20 / 28))
+
+
+def load_mask(path: str | Path, size: int) -> torch.Tensor:
+    """A mask image, white (> 50%) = regenerate; must be `size`×`size`. Returns bool `(size, size)`."""
+    gray = read_gray(path)
+    if gray.shape != (size, size):
+        raise UserError(f"mask {path} is {gray.shape[1]}x{gray.shape[0]}, the model's images are {size}x{size}; "
+                        f"fix: draw the mask at {size}x{size}")
+    return torch.from_numpy(gray > 0.5)
+
+
+def box_mask(box: tuple[int, ...], size: int) -> torch.Tensor:
+    """Bool `(size, size)` mask, True inside x0 <= x < x1, y0 <= y < y1."""
+    if len(box) != 4:
+        raise UserError(f"--box needs four numbers x0,y0,x1,y1, got {','.join(map(str, box))}")
+    x0, y0, x1, y1 = box
+    if not (0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size):
+        raise UserError(f"--box {x0},{y0},{x1},{y1} is empty or outside the {size}x{size} image; "
+                        f"fix: 0 <= x0 < x1 <= {size} and 0 <= y0 < y1 <= {size}")
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    mask[y0:y1, x0:x1] = True
+    return mask

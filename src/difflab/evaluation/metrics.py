@@ -1,0 +1,103 @@
+"""Distribution metrics on feature vectors: Fréchet distance, KID, precision/recall, IS analogue.
+
+All take features `(N, D)` (the judge's 128-d penultimate layer in difflab, or Inception's 2048-d
+pool3 through `fidelity.py`) and return plain floats, so they are independent of the feature extractor.
+The Fréchet distance uses scipy's `sqrtm` in float64, as pytorch-fid does. KID, precision/recall and
+the IS analogue are written here: torch-fidelity and torchmetrics have them, but importing either fails
+wherever torch-fidelity is installed without a working torchvision (torchmetrics then imports
+torch-fidelity, which imports torchvision) — the usual case beside a new torch. The tests check them
+against torchmetrics' helpers on the same features.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from difflab.errors import UserError
+
+
+def gaussian_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean `(D,)` and unbiased covariance `(D, D)` in float64."""
+    f = features.double().cpu().numpy()
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||mu_a - mu_b||² + Tr(S_a + S_b - 2 (S_a S_b)^½) (Heusel et al. 2017, eq. 6); `a`, `b`: `(N, D)`."""
+    if len(a) < 2 or len(b) < 2:
+        raise UserError(f"Fréchet distance needs at least 2 images per set, got {len(a)} and {len(b)}")
+    mu_a, s_a = gaussian_stats(a)
+    mu_b, s_b = gaussian_stats(b)
+    with warnings.catch_warnings():  # a singular product (dead ReLU features) is handled just below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s_a @ s_b)
+        if not np.isfinite(covmean).all():  # offset the diagonals, as pytorch-fid does
+            offset = np.eye(len(s_a)) * 1e-6
+            covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))
+    covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
+
+
+def kid(a: torch.Tensor, b: torch.Tensor, *, subsets: int = 50, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD² with the cubic polynomial
+    kernel, mean and std over `subsets` random subsets of `subset_size` (capped by the smaller set)."""
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise UserError(f"KID needs at least 2 images per set, got {len(a)} and {len(b)}")
+    generator = torch.Generator().manual_seed(seed)
+    a, b = a.double(), b.double()
+    values = []
+    for _ in range(subsets):
+        ia = torch.randperm(len(a), generator=generator)[:m]
+        ib = torch.randperm(len(b), generator=generator)[:m]
+        values.append(polynomial_mmd(a[ia], b[ib]))
+    return float(np.mean(values)), float(np.std(values))
+
+
+def polynomial_mmd(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Unbiased MMD² of `(m, D)` sets, kernel k(u, v) = (u·v / D + 1)³ (Bińkowski et al. 2018, eq. 4)."""
+    m, d = x.shape
+    k_xx, k_yy, k_xy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))  # (m, m) each
+    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    return float(within - 2 * k_xy.mean())
+
+
+def kth_neighbour_radii(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance of each point to its k-th nearest other point `(N,)`: the manifold's ball radii."""
+    d = torch.cdist(features, features)  # (N, N)
+    return d.kthvalue(k + 1, dim=1).values  # +1: a point is its own nearest neighbour
+
+
+def _coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
+    """Fraction of `points` inside at least one ball (centre, radius)."""
+    inside = [(torch.cdist(chunk, centres) <= radii).any(dim=1) for chunk in points.split(1024)]
+    return float(torch.cat(inside).float().mean())
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019, eq. 1–3) with k-NN manifolds:
+    precision = fake inside the real manifold, recall = real inside the fake manifold."""
+    if min(len(real), len(fake)) <= k:
+        raise UserError(f"precision/recall with k={k} needs more than {k} images per set")
+    real, fake = real.float(), fake.float()
+    precision = _coverage(fake, real, kth_neighbour_radii(real, k))
+    recall = _coverage(real, fake, kth_neighbour_radii(fake, k))
+    return precision, recall
+
+
+def inception_score(probabilities: torch.Tensor, *, splits: int = 10, seed: int = 0) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), mean and std over `splits` chunks; with the
+    judge's softmax it is the IS analogue: high when each image is confidently one class and all classes occur."""
+    order = torch.randperm(len(probabilities), generator=torch.Generator().manual_seed(seed))  # class-sorted input
+    p = probabilities[order].double().clamp_min(1e-12)  # (N, K)
+    scores = []
+    for chunk in p.chunk(splits):
+        marginal = chunk.mean(dim=0, keepdim=True)  # (1, K)
+        kl = (chunk * (chunk.log() - marginal.log())).sum(dim=1)  # (n,)
+        scores.append(float(kl.mean().exp()))
+    return float(np.mean(scores)), float(np.std(scores))

@@ -1,0 +1,189 @@
+"""The evaluation suite: every quality number of a set of generated images, in one JSON + pictures.
+
+`evaluate_images` takes images (from a run or any generator) and the dataset they imitate; `evaluate_run`
+samples them from a run first. Results go to `OUT/<name>.json`, pictures to `OUT/<name>/`. Every JSON
+records sample sizes, seeds, sampler settings, the judge's real accuracy and the real-vs-real floors, so
+two evaluations can be compared; the same images give the same numbers (timings aside).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from difflab.data import load_dataset
+from difflab.errors import UserError
+from difflab.evaluation import idk, memorisation as mem, metrics
+from difflab.evaluation.fidelity import inception_metrics
+from difflab.evaluation.judge import Judge, judge_samples, load_judge
+from difflab.training import checkpoint as ckpt
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    seed: int = 0  # reference subsets and KID subsets
+    kid_subsets: int = 50  # KID mean/std over this many random subsets (Bińkowski et al. 2018 use 100)
+    kid_subset_size: int = 1000  # capped by the smaller set
+    pr_k: int = 3  # k of the k-NN manifolds (Kynkäänniemi et al. 2019 use 3)
+    is_splits: int = 10  # IS mean/std over this many chunks (Salimans et al. 2016)
+    max_reference: int = 10_000  # real train images used as reference (cdist memory grows as N²)
+    idk_fractions: tuple[float, ...] = idk.FRACTIONS
+    idk_epochs: int = idk.EPOCHS
+    inception_weights: str | None = None  # else $DIFFLAB_INCEPTION_WEIGHTS; None: Inception metrics skipped
+    pictures: bool = True
+
+
+SIGNIFICANT_DIGITS = 8  # JSON floats: float64 features differ run to run only far below this
+
+
+@functools.lru_cache(maxsize=2)
+def _reference(dataset: str, data_dir, image_size):
+    """Judge, splits, float64 judge and real features, once per process (the benchmark evaluates 12 cells)."""
+    judge = load_judge(dataset, data_dir=data_dir, image_size=image_size)
+    train = load_dataset(dataset, split="train", data_dir=data_dir, image_size=image_size)
+    test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=image_size)
+    net64 = copy.deepcopy(judge.net).double().eval()  # float32 convolutions vary in the last bits with memory layout
+    judge64 = Judge(net64, judge.class_names, judge.accuracy, judge.dataset)  # give it float64 images
+    return judge, judge64, train, test, features64(net64, train.images), features64(net64, test.images)
+
+
+@torch.no_grad()
+def features64(net, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Judge features `(N, 128)` computed in float64, so the same images give the same numbers."""
+    return torch.cat([net.features(b.double()) for b in images.split(batch_size)])
+
+
+def rounded(value):
+    """Floats of a JSON-able tree rounded to SIGNIFICANT_DIGITS."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return round(value, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(value))))
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    return value
+
+
+def reference_split(n_real: int, n_generated: int, seed: int, max_reference: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Disjoint indices into the train split: a reference set, and a floor set of min(n, N/2) real images
+    that stands in for "a perfect generator" at (nearly) the same sample size."""
+    order = torch.randperm(n_real, generator=torch.Generator().manual_seed(seed))
+    m = min(n_generated, n_real // 2)
+    return order[m:][:max_reference], order[:m]
+
+
+def distribution_metrics(gen: torch.Tensor, ref: torch.Tensor, floor: torch.Tensor, config: EvalConfig) -> dict:
+    """FD, KID, precision/recall of generated features against the reference, each with its real floor."""
+    out = {"n_generated": len(gen), "n_reference": len(ref), "n_floor": len(floor)}
+    for tag, feats in (("", gen), ("floor_", floor)):
+        out[f"{tag}fd"] = metrics.frechet_distance(feats, ref)
+        out[f"{tag}kid_mean"], out[f"{tag}kid_std"] = metrics.kid(
+            feats, ref, subsets=config.kid_subsets, subset_size=config.kid_subset_size, seed=config.seed)
+        out[f"{tag}precision"], out[f"{tag}recall"] = metrics.precision_recall(ref, feats, k=config.pr_k)
+    return out
+
+
+def _judge_section(judge: Judge, images, labels, folder: Path | None) -> dict:
+    from difflab.evaluation.figures import plot_confusion
+
+    result = judge_samples(judge, images, labels)
+    if folder is not None:
+        predicted = judge.probabilities(images).argmax(1)
+        plot_confusion(labels.numpy(), predicted.numpy(), judge.class_names, folder / "confusion.png")
+    return result
+
+
+def _idk_section(judge, images, labels, dataset, train, config, folder: Path | None) -> dict:
+    from difflab.evaluation.figures import plot_coverage
+
+    nets = idk.load_idk_judges(dataset, judge, fractions=config.idk_fractions, epochs=config.idk_epochs, train=train)
+    report = idk.selective_report(judge, nets, images, labels)
+    curves = report.pop("_curves")
+    if folder is not None:
+        plot_coverage(curves, report["idk_operating_points"], folder / "accuracy_coverage.png")
+    return report
+
+
+def _memorisation_section(images, labels, train, test, feats, judge, folder: Path | None) -> dict:
+    report = mem.memorisation(images, train.images, test.images, gen_features=feats["gen"],
+                              train_features=feats["train"], test_features=feats["test"])
+    index, distance = report.pop("_nearest_index"), report.pop("_nearest_distance")
+    if folder is not None:
+        mem.closest_pairs_png(images, train.images, index, distance, folder / "closest_pairs.png")
+    groups = labels if labels is not None else torch.zeros(len(images), dtype=torch.long)
+    names = judge.class_names if labels is not None else ("all",)
+    real_groups = train.labels if labels is not None else torch.zeros(len(train), dtype=torch.long)
+    report["diversity"] = mem.diversity(feats["gen"], groups, names)
+    report["diversity_real_train"] = mem.diversity(feats["train"], real_groups, names)
+    return report
+
+
+def evaluate_images(images: torch.Tensor, labels: torch.Tensor | None, dataset: str, *, out: Path, name: str,
+                    config: EvalConfig = EvalConfig(), model: torch.nn.Module | None = None,
+                    meta: dict | None = None, data_dir=None, image_size=None) -> dict:
+    """All metrics of `images` `(N, C, H, W)` in [-1, 1] against `dataset`; writes OUT/<name>.json."""
+    started = time.monotonic()
+    judge, judge64, train, test, train_feats, test_feats = _reference(dataset, data_dir, image_size)
+    _check_images(images, labels, train.image_shape, train.num_classes)
+    folder = Path(out) / name if config.pictures else None
+    feats = {"gen": features64(judge64.net, images), "train": train_feats, "test": test_feats}
+    ref_idx, floor_idx = reference_split(len(train), len(images), config.seed, config.max_reference)
+    result = {"name": name, "dataset": dataset, "n": len(images), "labelled": labels is not None, **(meta or {}),
+              "eval_config": asdict(config), "judge_real_accuracy": judge.accuracy, "judge_dataset": dataset}
+    if labels is not None:
+        result.update(_judge_section(judge64, images.double(), labels, folder))
+        result["idk"] = _idk_section(judge, images, labels, dataset, train, config, folder)
+    result["distribution"] = distribution_metrics(feats["gen"], feats["train"][ref_idx], feats["train"][floor_idx], config)
+    probs = judge64.probabilities(images.double())  # (N, K)
+    real_probs = judge64.probabilities(train.images[floor_idx].double())
+    result["distribution"]["is_mean"], result["distribution"]["is_std"] = metrics.inception_score(probs, splits=config.is_splits, seed=config.seed)
+    result["distribution"]["floor_is_mean"], result["distribution"]["floor_is_std"] = metrics.inception_score(real_probs, splits=config.is_splits, seed=config.seed)
+    result["memorisation"] = _memorisation_section(images, labels, train, test, feats, judge, folder)
+    result.update(inception_metrics(images, train.images[ref_idx], weights=config.inception_weights, seed=config.seed))
+    if model is not None and folder is not None:
+        from difflab.evaluation.embeddings import save_embeddings
+
+        result["embeddings"] = save_embeddings(model, images, labels, judge.class_names, folder, seed=config.seed)
+    result = rounded(result)
+    result["evaluation_seconds"] = round(time.monotonic() - started, 2)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    result["written"] = str(Path(out) / f"{name}.json")
+    ckpt.atomic_write_text(Path(out) / f"{name}.json", json.dumps(result, indent=2))
+    return result
+
+
+def _check_images(images: torch.Tensor, labels, shape: tuple[int, int, int], num_classes: int) -> None:
+    if tuple(images.shape[1:]) != tuple(shape):
+        raise UserError(f"images of shape {tuple(images.shape[1:])} do not match the dataset's {tuple(shape)}; "
+                        "fix: evaluate against the dataset the images imitate (--dataset)")
+    if len(images) < 20:
+        raise UserError(f"got {len(images)} images; fix: evaluate at least 20 (distribution metrics need a sample)")
+    if labels is not None and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise UserError(f"labels must lie in 0..{num_classes - 1}; fix: use the dataset's class ids")
+
+
+def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, config: EvalConfig = EvalConfig(),
+                 **settings) -> dict:
+    """Sample `n` images from `run` (split evenly over classes), then `evaluate_images` into RUN/eval/."""
+    from difflab.generate import class_labels
+
+    k = run.num_classes
+    if n < max(k, 20):
+        raise UserError(f"--n must be at least {max(k, 20)} (20 images, one per class), got {n}")
+    labels = class_labels(k, n // k) if k else None
+    started = time.monotonic()
+    images = run.sample(labels, n=None if k else n, seed=seed, **settings)
+    s = run.settings(**settings)
+    meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
+                                                  "eta": s.eta},
+            "seeds": {"sampling": seed, "evaluation": config.seed}, "sampling_seconds": round(time.monotonic() - started, 2)}
+    name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
+    return evaluate_images(images, labels, run.config.dataset, out=run.path / "eval", name=name, config=config,
+                           model=run.model, meta=meta, data_dir=run.config.data_dir, image_size=run.config.image_size)

@@ -1,0 +1,230 @@
+"""`RUN/report.html`: one self-contained page (images inlined as data URIs, no scripts, no network).
+
+The page picks up whatever a run folder holds: every PNG and JSON under eval/, explain/, edit/ or
+any other folder appears with a caption from its file name (or the "title"/"caption" key of a JSON
+file beside it), so new commands need no report changes. A Content-Security-Policy forbids any
+fetch, so a stray external link can never leak a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import webbrowser
+from datetime import datetime
+from html import escape
+from pathlib import Path
+
+from difflab.errors import UserError
+from difflab.report import curves
+from difflab.report.page import CSP, STYLE
+from difflab.report.tables import fmt, json_tables
+
+SKIP_DIRS = {"state", "tb", "wandb", "mlruns"}  # resumable state and tracker logs: not pictures for people
+PLACED = {"plots/loss.png", "samples/final.png", "samples/trajectory.png"}  # have their own section
+
+
+def write_report(run_dir: str | Path, *, out: str | Path | None = None, open_browser: bool = False) -> Path:
+    """Write the report of `run_dir` to `out` (default RUN/report.html) and return its path."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.json); fix: give the folder `difflab train` wrote")
+    out = Path(out) if out is not None else run_dir / "report.html"
+    page = build_page(run_dir)
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot write report {out} ({err.strerror}); fix: --out a writable file path") from None
+    if open_browser:
+        webbrowser.open(out.resolve().as_uri())
+    return out
+
+
+def build_page(run_dir: Path) -> str:
+    """The whole HTML document for one run folder."""
+    from difflab.report.plots import plot_loss
+
+    rows = read_rows(run_dir / "metrics.jsonl")
+    if rows and not (run_dir / "plots" / "loss.png").exists():
+        try:
+            plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
+        except ValueError:  # a line cut short by a crash: the page still shows everything else
+            pass
+    sections = [summary_section(run_dir, rows), curves_section(run_dir, rows), samples_section(run_dir, rows),
+                eval_section(run_dir), *picture_sections(run_dir), config_section(run_dir)]
+    body = "".join(s for s in sections if s)
+    title = f"difflab report — {run_dir.resolve().name}"
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
+            f"<body><main><h1>{escape(title)}</h1>{body}"
+            f'<footer>written {datetime.now():%Y-%m-%d %H:%M} from {escape(str(run_dir.resolve()))}</footer>'
+            f"</main></body></html>")
+
+
+# --- building blocks ---------------------------------------------------------------------------
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def figure(png: bytes, caption: str, *, kind: str = "") -> str:
+    """An inlined picture with its caption; kind "pixels" keeps small digits sharp when enlarged."""
+    return (f'<figure class="{kind}"><img src="{data_uri(png)}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def section(title: str, inner: str, *, note: str = "") -> str:
+    note_html = f'<p class="note">{escape(note)}</p>' if note else ""
+    return f"<section><h2>{escape(title)}</h2>{note_html}{inner}</section>"
+
+
+def read_json(path: Path):
+    """Parsed JSON, or None for a file another command is still writing (the report must not fail)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_rows(path: Path) -> list[dict]:
+    """metrics.jsonl, skipping a last line cut short by a crash or still being written."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return [r for r in rows if isinstance(r, dict)]
+
+
+def caption_for(png: Path) -> str:
+    """The "title"/"caption" of a JSON file beside the picture, else its name in words."""
+    side = read_json(png.with_suffix(".json")) if png.with_suffix(".json").exists() else None
+    words = png.stem.replace("_", " ").replace("-", " ")
+    if isinstance(side, dict):
+        title, text = side.get("title"), side.get("caption")
+        if title or text:
+            return " — ".join(str(t) for t in (title, text) if t)
+    return words
+
+
+# --- sections ----------------------------------------------------------------------------------
+def summary_section(run_dir: Path, rows: list[dict]) -> str:
+    """The few numbers a person wants first: data, budget used, final loss, judge accuracy."""
+    config = read_json(run_dir / "config.json") or {}
+    items = [("dataset", config.get("dataset")), ("objective / schedule", f"{config.get('objective')} / {config.get('schedule')}")]
+    if rows:
+        last = rows[-1]
+        items += [("steps", last.get("step")), ("epochs", last.get("epoch")),
+                  ("training time", f"{last.get('elapsed', 0) / 60:.1f} min"), ("last loss", last.get("loss"))]
+    final = read_json(run_dir / "eval" / "final.json") if (run_dir / "eval" / "final.json").exists() else None
+    if isinstance(final, dict) and "accuracy" in final:
+        items.append(("judge accuracy of generated images", f"{100 * final['accuracy']:.1f}%"))
+    cells = "".join(f'<div class="stat"><span>{escape(k)}</span><b>{escape(fmt(v))}</b></div>' for k, v in items)
+    return f'<section class="summary">{cells}</section>'
+
+
+def curves_section(run_dir: Path, rows: list[dict]) -> str:
+    """Loss and learning rate (plots/loss.png) beside images/s and seconds per epoch."""
+    parts = []
+    if (run_dir / "plots" / "loss.png").exists():
+        parts.append(figure((run_dir / "plots" / "loss.png").read_bytes(), "loss (log scale) and learning rate", kind="plot"))
+    speed = curves.speed_figure(rows)
+    if speed:
+        parts.append(figure(speed, "images per second (every logged step) and seconds per epoch", kind="plot"))
+    note = "" if rows else "metrics.jsonl is empty: no curves yet"
+    return section("Training curves", f'<div class="figs">{"".join(parts)}</div>', note=note)
+
+
+def samples_section(run_dir: Path, rows: list[dict]) -> str:
+    """Sample grids over training (digits emerging), the final grid and the noise → image trajectory."""
+    folder = run_dir / "samples"
+    grids = sorted(folder.glob("step_*.png")) if folder.is_dir() else []
+    parts = [figure(p.read_bytes(), grid_caption(p, rows), kind="pixels") for p in grids]
+    if (folder / "final.png").exists():
+        parts.append(figure((folder / "final.png").read_bytes(), "final (EMA weights, one row per class)", kind="pixels"))
+    trajectory = ""
+    if (folder / "trajectory.png").exists():
+        trajectory = ("<h3>Trajectory: noise → image</h3>"
+                      + figure((folder / "trajectory.png").read_bytes(), "x_t at evenly spaced sampler steps",
+                               kind="pixels trajectory"))
+    if not parts and not trajectory:
+        return ""
+    return section("Samples over training", f'<div class="figs">{"".join(parts)}</div>{trajectory}',
+                   note="each grid: 10 samples per class, same seed, so the same digit can be followed from grid to grid")
+
+
+def grid_caption(png: Path, rows: list[dict]) -> str:
+    """"step 269 · epoch 3.4 · 0.7 min" from the file name and the nearest metrics line."""
+    try:
+        step = int(png.stem.split("_")[-1])
+    except ValueError:
+        return caption_for(png)
+    near = min(rows, key=lambda r: abs(r.get("step", 0) - step)) if rows else {}
+    extra = f" · epoch {near['epoch']:.1f} · {near['elapsed'] / 60:.1f} min" if "epoch" in near and "elapsed" in near else ""
+    return f"step {step}{extra}"
+
+
+def eval_section(run_dir: Path) -> str:
+    """Every eval/<name>.json as tables, each followed by the pictures in eval/<name>/ (confusion matrix,
+    accuracy–coverage, closest pairs, ...); then any other picture under eval/."""
+    folder = run_dir / "eval"
+    if not folder.is_dir():
+        return ""
+    parts, shown = [], set()
+    for path in sorted(folder.glob("*.json")):
+        pngs = sorted((folder / path.stem).glob("*.png")) if (folder / path.stem).is_dir() else []
+        shown.update(pngs)
+        parts.append(json_block(path) + pictures(pngs))
+    parts.append(pictures([p for p in sorted(folder.rglob("*.png")) if p not in shown]))
+    return section("Evaluation", "".join(parts)) if any(parts) else ""
+
+
+def pictures(pngs: list[Path]) -> str:
+    figs = "".join(figure(p.read_bytes(), caption_for(p), kind="plot") for p in pngs)
+    return f'<div class="figs">{figs}</div>' if figs else ""
+
+
+def json_block(path: Path, *, collapsed: bool = False) -> str:
+    """One JSON file: its tables and any accuracy–coverage curve it holds."""
+    data = read_json(path)
+    if data is None:
+        return f'<h3>{escape(path.name)}</h3><p class="note">not readable as JSON (still being written?)</p>'
+    plots = [figure(curves.coverage_figure(name, cov, acc), f"{path.stem}: {name}", kind="plot")
+             for name, cov, acc in curves.coverage_curves(data)]
+    inner = json_tables(data) + (f'<div class="figs">{"".join(plots)}</div>' if plots else "")
+    title = data.get("title", path.stem) if isinstance(data, dict) else path.stem
+    if collapsed:
+        return f"<details><summary>{escape(path.name)}</summary>{inner}</details>"
+    return f'<h3>{escape(str(title))} <small>{escape(path.name)}</small></h3>{inner}'
+
+
+def picture_sections(run_dir: Path) -> list[str]:
+    """One section per other folder holding pictures (explain/<command>/, edit/, ...), with captions."""
+    folders = sorted({p.parent for p in run_dir.rglob("*.png") if _is_extra(run_dir, p)})
+    out = []
+    for folder in folders:
+        pngs = [p for p in sorted(folder.glob("*.png")) if _is_extra(run_dir, p)]
+        jsons = "".join(json_block(j, collapsed=True) for j in sorted(folder.glob("*.json")))
+        name = folder.relative_to(run_dir).as_posix()
+        out.append(section(f"Pictures: {name}", pictures(pngs) + jsons))
+    return out
+
+
+def _is_extra(run_dir: Path, png: Path) -> bool:
+    """Not shown elsewhere: tracker logs, eval/ (its own section), the placed plots and step grids."""
+    rel = png.relative_to(run_dir)
+    step_grid = rel.parent.as_posix() == "samples" and rel.name.startswith("step_")
+    return (len(rel.parts) > 1 and rel.parts[0] not in SKIP_DIRS | {"eval"} and rel.as_posix() not in PLACED
+            and not step_grid)  # loose files at the top (a screenshot of this page, say) are not run outputs
+
+
+def config_section(run_dir: Path) -> str:
+    """Every training option, as saved in config.json (the run can be repeated from it)."""
+    config = read_json(run_dir / "config.json") or {}
+    items = "".join(f"<div><span>{escape(str(k))}</span><b>{escape(fmt(v))}</b></div>" for k, v in config.items())
+    return section("Configuration", f'<div class="config">{items}</div>',
+                   note="config.json: `difflab train --config RUN/config.json` repeats this run")
+
+
+__all__ = ["build_page", "write_report"]

@@ -1,0 +1,321 @@
+"""Sweeps: many normal runs from one TOML spec, resumable, judged and tabulated.
+
+    [base]                      # TrainConfig keys every run shares
+    steps = 600
+    [grid]                      # cartesian product of these values
+    lr = [1e-3, 2e-3]
+    channels = [[8, 16], [16, 32]]
+    [[runs]]                    # and/or an explicit list (each on top of [base])
+    objective = "eps"
+    [evaluate]                  # how every finished run is judged
+    guidance = [1.0, 3.0]       # each run is judged at each (no retraining)
+    steps = 10                  # sampler steps; solver = the run's default unless given
+    n = 100                     # images per class
+    metric = "accuracy"         # sorts the table and is plotted per value
+
+Layout: `SWEEP/runs/<NNN-key=value,...>/` (ordinary run folders), `SWEEP/results.{csv,md,png}`.
+A run with `sweep-trained.json` is done and skipped; one with only `state/` is resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import re
+import time
+import tomllib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from difflab.errors import UserError
+from difflab.training.config import TrainConfig
+
+SECTIONS = {"base", "grid", "runs", "evaluate"}
+EVAL_KEYS = {"guidance", "steps", "n", "seed", "solver", "metric", "judge"}
+LOWER_IS_BETTER = {"final_loss", "train_seconds"}
+JUDGE_METRICS = ("accuracy", "mean_confidence")
+DONE = "sweep-trained.json"
+TUPLE_KEYS = {f.name for f in dataclasses.fields(TrainConfig)
+              if typing.get_origin(typing.get_type_hints(TrainConfig)[f.name]) is tuple}
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    guidance: tuple[float, ...] = (3.0,)  # the default guidance of TrainConfig
+    steps: int | None = None  # None: each run's sample_steps
+    n: int = 100  # images per class: ~1 s per class for a small U-Net at 10 steps
+    seed: int = 0
+    solver: str | None = None
+    metric: str | None = None  # None: accuracy when judged, else final_loss
+    judge: bool = True  # False: no judge (rows carry loss and time only), e.g. for unlabelled data
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    name: str  # folder name under SWEEP/runs/
+    changes: dict  # the keys this run sets on top of [base] (what the table shows)
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    runs: tuple[SweepRun, ...]
+    evaluate: EvalSpec
+    varied: tuple[str, ...]  # keys that differ between runs, in spec order
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SweepSpec":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"sweep file {path} not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"sweep file {path} is not valid TOML: {err}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "sweep") -> "SweepSpec":
+        unknown = sorted(set(data) - SECTIONS)
+        if unknown:
+            raise UserError(f"{source}: unknown section(s) {', '.join(unknown)}; use [base], [grid], [[runs]], [evaluate]")
+        base, grid, listed = data.get("base", {}), data.get("grid", {}), data.get("runs", [])
+        changes = _grid_changes(grid, source) + [_checked_run(r, i, source) for i, r in enumerate(listed)]
+        changes = changes or [{}]
+        varied = tuple(dict.fromkeys(k for c in changes for k in c))
+        runs = []
+        for i, change in enumerate(changes):
+            config = TrainConfig.from_dict({**base, **change}, source=f"{source} run {i}")
+            runs.append(SweepRun(run_name(i, change), change, config))
+        return cls(tuple(runs), _eval_spec(data.get("evaluate", {}), source), varied)
+
+
+def _grid_changes(grid: dict, source: str) -> list[dict]:
+    """The cartesian product of `[grid]`, in the order written (last key varies fastest)."""
+    if not isinstance(grid, dict):
+        raise UserError(f"{source}: [grid] must be a table of key = [values]")
+    if "guidance" in grid:
+        raise UserError(f"{source}: sweep guidance under [evaluate] (guidance = [1, 3]): it needs no retraining")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{source}: grid.{key} must be a non-empty list of values, got {values!r}")
+        if key in TUPLE_KEYS and not all(isinstance(v, list) for v in values):
+            raise UserError(f"{source}: grid.{key} lists tuples; write {key} = [[8, 16], [16, 32]]")
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))] if keys else []
+
+
+def _checked_run(entry, index: int, source: str) -> dict:
+    if not isinstance(entry, dict):
+        raise UserError(f"{source}: [[runs]] entry {index} must be a table of config keys")
+    return dict(entry)
+
+
+def _eval_spec(table: dict, source: str) -> EvalSpec:
+    unknown = sorted(set(table) - EVAL_KEYS)
+    if unknown:
+        raise UserError(f"{source}: unknown [evaluate] key(s) {', '.join(unknown)}; known: {', '.join(sorted(EVAL_KEYS))}")
+    guidance = table.get("guidance", EvalSpec.guidance)
+    guidance = tuple(float(g) for g in (guidance if isinstance(guidance, (list, tuple)) else [guidance]))
+    if not guidance or min(guidance) < 0:
+        raise UserError(f"{source}: evaluate.guidance must be numbers >= 0, got {table.get('guidance')!r}")
+    judge = bool(table.get("judge", True))
+    metric = table.get("metric") or ("accuracy" if judge else "final_loss")
+    allowed = (JUDGE_METRICS if judge else ()) + tuple(sorted(LOWER_IS_BETTER))
+    if metric not in allowed:
+        raise UserError(f"{source}: evaluate.metric {metric!r} is not measured; use one of {', '.join(allowed)}")
+    spec = EvalSpec(**{**table, "guidance": guidance, "metric": metric})
+    if spec.n < 1 or (spec.steps is not None and spec.steps < 1):
+        raise UserError(f"{source}: evaluate.n and evaluate.steps must be at least 1")
+    return spec
+
+
+def run_name(index: int, change: dict) -> str:
+    """`003-lr=0.001,channels=8-16`: sortable, readable, safe as a folder name."""
+    text = ",".join(f"{k}={'-'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in change.items())
+    return f"{index:03d}" + ("-" + re.sub(r"[^A-Za-z0-9=.,+_-]", "_", text)[:100] if text else "")
+
+
+# --- running ----------------------------------------------------------------------------------
+def run_sweep(spec: SweepSpec, out: str | Path, *, parallel: int = 1, log=print) -> list[dict]:
+    """Train and judge every run not yet done (in `parallel` processes), then write the results table."""
+    out = Path(out)
+    if parallel < 1:
+        raise UserError(f"--parallel must be at least 1, got {parallel}")
+    check_folder(spec, out)
+    if spec.evaluate.judge and any(r.config.conditional for r in spec.runs):
+        _warm_judges(spec)  # trained once here, so parallel workers only read the cache
+    jobs = [(run, out / "runs" / run.name, spec.evaluate) for run in spec.runs]
+    if parallel == 1:
+        results = [run_one(*job, log=log) for job in jobs]
+    else:
+        results = _run_parallel(jobs, parallel, log)
+    rows = sorted((row for rows in results for row in rows), key=sort_key(spec.evaluate.metric))
+    write_results(rows, spec.varied, spec.evaluate.metric, out)
+    return rows
+
+
+def _run_parallel(jobs: list, parallel: int, log) -> list[list[dict]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores, do not oversubscribe them
+    context = multiprocessing.get_context("spawn")  # fork and torch's thread pools do not mix
+    with ProcessPoolExecutor(parallel, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = [pool.submit(run_one, *job, log=None) for job in jobs]
+        results = []
+        for job, future in zip(jobs, futures):
+            results.append(future.result())
+            if log:
+                log(f"{job[0].name}: done")
+        return results
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def check_folder(spec: SweepSpec, out: Path) -> None:
+    """Refuse to reuse a run folder trained with another configuration (the spec was edited)."""
+    for run in spec.runs:
+        _check_existing(out / "runs" / run.name, run.config)
+
+
+def _check_existing(run_dir: Path, config: TrainConfig) -> None:
+    saved = run_dir / "config.json"
+    if saved.is_file():
+        old = TrainConfig.load(saved).to_dict()
+        new = config.to_dict()
+        diff = [k for k in new if k != "device" and old.get(k) != new[k]]
+        if diff:
+            raise UserError(f"{run_dir} was trained with different {', '.join(diff)}; fix: a new sweep folder (--out)")
+
+
+def _warm_judges(spec: SweepSpec) -> None:
+    from difflab.evaluation import load_judge
+
+    for key in {(r.config.dataset, r.config.data_dir, r.config.image_size) for r in spec.runs if r.config.conditional}:
+        load_judge(key[0], data_dir=key[1], image_size=key[2])
+
+
+def run_one(run: SweepRun, run_dir: Path, spec: EvalSpec, *, log=print) -> list[dict]:
+    """Train (or resume, or skip) one run, judge it at each guidance; one table row per guidance."""
+    from difflab import api
+
+    done = run_dir / DONE
+    if done.is_file():
+        if log:
+            log(f"{run.name}: trained already, skipped")
+        info = json.loads(done.read_text())
+    else:
+        started = time.monotonic()
+        resume = (run_dir / "state").is_dir()
+        if log:
+            log(f"{run.name}: {'resuming' if resume else 'training'}")
+        if resume:
+            api.train(resume=run_dir, progress=False, evaluate=False)
+        else:
+            api.train(run.config, out=run_dir, progress=False, evaluate=False)
+        info = {"train_seconds": round(time.monotonic() - started, 2), "final_loss": final_loss(run_dir)}
+        done.write_text(json.dumps(info) + "\n")
+    base = {"run": run.name, **{k: _cell(v) for k, v in run.changes.items()}, **info}
+    return [{**base, "guidance": g, **_judge(api, run, run_dir, spec, g)} for g in spec.guidance]
+
+
+def _judge(api, run: SweepRun, run_dir: Path, spec: EvalSpec, guidance: float) -> dict:
+    """Judge accuracy and mean confidence, cached in RUN/eval/ so a rerun does not sample again."""
+    if not spec.judge or not run.config.conditional:
+        return {}
+    steps = spec.steps or run.config.sample_steps
+    solver = spec.solver or run.config.solver
+    name = f"sweep-{solver}-{steps}steps-g{guidance:g}-n{spec.n}-seed{spec.seed}"
+    cached = run_dir / "eval" / f"{name}.json"
+    if cached.is_file():
+        result = json.loads(cached.read_text())
+    else:
+        from difflab.run import Run
+
+        result = api.evaluate_run(Run.load(run_dir), n_per_class=spec.n, seed=spec.seed, name=name,
+                                  solver=solver, steps=steps, guidance=guidance)
+    return {"accuracy": result["accuracy"], "mean_confidence": result["mean_confidence"]}
+
+
+def final_loss(run_dir: Path) -> float | None:
+    """Mean of the last 5 logged losses: one logged batch is too noisy to rank runs by."""
+    from difflab.report.plots import read_metrics
+
+    losses = [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("loss") == r.get("loss")]
+    return round(sum(losses[-5:]) / len(losses[-5:]), 6) if losses else None
+
+
+def sort_key(metric: str):
+    """Best first: ascending for losses and times, descending for judge scores; missing values last."""
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+
+    def key(row: dict):
+        value = row.get(metric)
+        return (value is None, sign * value if value is not None else 0.0, row["run"])
+
+    return key
+
+
+def _cell(value):
+    return "-".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
+# --- results table ----------------------------------------------------------------------------
+def write_results(rows: list[dict], varied: tuple[str, ...], metric: str, out: Path) -> None:
+    """`results.csv` (every column), `results.md` (the same, readable) and `results.png`."""
+    columns = list(dict.fromkeys(["run", *varied, "guidance", *JUDGE_METRICS, "final_loss", "train_seconds",
+                                  *(k for r in rows for k in r)]))
+    columns = [c for c in columns if any(c in r for r in rows)]
+    import csv
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    (out / "results.md").write_text(f"Sorted by {metric} (best first).\n\n" + "\n".join(lines) + "\n")
+    plot_metric(rows, [*varied, *(["guidance"] if len({r["guidance"] for r in rows}) > 1 else [])], metric,
+                out / "results.png")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def plot_metric(rows: list[dict], keys: list[str], metric: str, path: Path) -> Path:
+    """One panel per swept key: `metric` of every run against that key's value (categorical axis)."""
+    from difflab.report.plots import plt
+
+    keys = keys or ["run"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), dpi=110, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        values = sorted({str(r.get(key)) for r in rows}, key=_natural)
+        points = [(values.index(str(r.get(key))), r[metric]) for r in rows if r.get(metric) is not None]
+        ax.scatter([p[0] for p in points], [p[1] for p in points], color="tab:blue")
+        ax.set_xticks(range(len(values)), values, rotation=30 if len(values) > 4 else 0)
+        ax.set(xlabel=key, ylabel=metric)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{metric} per swept value ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _natural(text: str):
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)

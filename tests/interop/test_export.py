@@ -1,0 +1,104 @@
+"""`difflab export --diffusers`: diffusers loads the folder and samples what difflab samples."""
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler  # noqa: E402
+
+from difflab.cli import main  # noqa: E402
+from difflab.diffusion import make_solver, model_noise_estimate, sample, timesteps  # noqa: E402
+from difflab.interop.diffusers_model import DifflabUNet2DModel  # noqa: E402
+from difflab.interop.export import scheduler_config  # noqa: E402
+
+LABELS = torch.tensor([0, 3, 5, 9])
+STEPS = 10  # divides T = 1000, so diffusers' DDIM "previous timestep" equals ours
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "diffusers"
+    assert main(["export", str(tiny_run.path), "--diffusers", str(out)]) == 0
+    return out
+
+
+def diffusers_loop(unet, scheduler, **step_kwargs) -> torch.Tensor:
+    """diffusers' own denoising loop from the noise difflab draws first for seed 1."""
+    scheduler.set_timesteps(STEPS)
+    x = torch.randn((len(LABELS), 1, 28, 28), generator=torch.Generator().manual_seed(1))
+    for t in scheduler.timesteps:
+        x = scheduler.step(unet(x, t, class_labels=LABELS).sample, t, x, **step_kwargs).prev_sample
+    return x
+
+
+def test_exported_folder_layout_and_weights(exported, tiny_run):
+    unet = DifflabUNet2DModel.from_pretrained(exported / "unet")
+    assert (exported / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    for name, tensor in tiny_run.model.state_dict().items():
+        assert torch.equal(unet.unet.state_dict()[name], tensor), name
+    config = json.loads((exported / "scheduler" / "scheduler_config.json").read_text())
+    assert config["prediction_type"] == "v_prediction" and config["beta_schedule"] == "squaredcos_cap_v2"
+    assert json.loads((exported / "difflab.json").read_text())["class_names"] == list(tiny_run.class_names)
+
+
+def test_diffusers_ddim_samples_what_run_sample_does(exported, tiny_run):
+    """Both clip x̂₀ to [-1, 1]; diffusers builds ᾱ in float32, hence 1e-2 rather than 1e-6."""
+    unet = DifflabUNet2DModel.from_pretrained(exported / "unet")
+    theirs = diffusers_loop(unet, DDIMScheduler.from_config(scheduler_config(tiny_run.config, "ddim")),
+                            use_clipped_model_output=True)
+    ours = tiny_run.sample(LABELS, seed=1, solver="ddim", steps=STEPS, guidance=1.0)
+    assert (ours - theirs).abs().max().item() < 1e-2
+    assert theirs.abs().max() > 0.1  # not a trivially zero image
+
+
+def test_diffusers_dpm_solver_matches_our_unclipped_dpm(exported, tiny_run):
+    """diffusers' DPM-Solver++ does not clip x̂₀; our dpm++ with clip_x0=False is the same method."""
+    unet = DifflabUNet2DModel.from_pretrained(exported / "unet")
+    theirs = diffusers_loop(unet, DPMSolverMultistepScheduler.from_pretrained(exported, subfolder="scheduler"))
+    x = torch.randn((len(LABELS), 1, 28, 28), generator=torch.Generator().manual_seed(1))
+    estimate = model_noise_estimate(tiny_run.model, "v", tiny_run.alphas_cumprod)
+    solver = make_solver("dpm++", tiny_run.alphas_cumprod, clip_x0=False)
+    ours = sample(lambda x, t: estimate(x, t, LABELS), x, timesteps(1000, STEPS), solver)
+    assert (ours - theirs).abs().max().item() < 1e-2
+
+
+def test_diffusion_pipeline_loads_the_folder(exported):
+    import importlib
+
+    library, name = json.loads((exported / "model_index.json").read_text())["unet"]
+    assert getattr(importlib.import_module(library), name) is DifflabUNet2DModel  # what diffusers looks up
+    pipe = DiffusionPipeline.from_pretrained(exported)
+    assert isinstance(pipe.unet, DifflabUNet2DModel)
+    images = pipe(batch_size=1, num_inference_steps=2, output_type="np",
+                  generator=torch.Generator().manual_seed(0)).images
+    assert images.shape == (1, 28, 28, 1)
+
+
+def test_exported_folder_works_as_a_pipeline_run(exported, tiny_run):
+    """`--pipeline EXPORTED` samples what the run does, CFG through the null class included."""
+    from difflab.interop.pipeline import load_run_or_pipeline
+
+    pipeline = load_run_or_pipeline(None, exported)
+    assert pipeline.config.guidance == tiny_run.config.guidance and pipeline.num_classes == 10
+    difference = (pipeline.sample(LABELS, seed=2, steps=4) - tiny_run.sample(LABELS, seed=2, steps=4)).abs().max()
+    assert difference.item() < 1e-2  # ᾱ from diffusers' float32 schedule vs ours in float64
+
+
+def test_export_refuses_a_non_empty_folder(tiny_run, tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["export", str(tiny_run.path), "--diffusers", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_linear_schedule_exports_exact_betas(tiny_config):
+    config = tiny_config.replace(schedule="linear", num_timesteps=200, objective="eps", solver="ddpm")
+    sched = json.loads(json.dumps(scheduler_config(config)))
+    from diffusers import DDPMScheduler
+
+    from difflab.diffusion import NoiseSchedule
+
+    theirs = DDPMScheduler.from_config(sched).alphas_cumprod.double()
+    assert (theirs - NoiseSchedule("linear", 200).alphas_cumprod).abs().max() < 1e-6
+    assert sched["prediction_type"] == "epsilon" and sched["_class_name"] == "DDPMScheduler"
