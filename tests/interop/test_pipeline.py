@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +60,13 @@ def test_sample_cli_with_pipeline(pipeline_dir, tmp_path, capsys):
                  "--out", str(tmp_path / "g.png"), "--out-dir", str(tmp_path / "imgs")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "imgs" / "metadata.jsonl").read_text().splitlines()]
     assert [r["label"] for r in rows] == [1, 1, 2, 2] and rows[0]["guidance"] == 1.0
+
+
+def test_edit_cli_with_pipeline(pipeline_dir, tmp_path):
+    npz = tmp_path / "a.npz"
+    assert main(["edit", "anagram", "--pipeline", str(pipeline_dir), "--labels", "1,2", "--view", "rot180",
+                 "--n", "2", "--out", str(tmp_path / "a.png"), "--save-npz", str(npz)]) == 0
+    assert np.load(npz)["images"].shape[0] == 2
 
 
 def test_pipeline_refuses_guidance_without_a_null_class(pipeline_dir):

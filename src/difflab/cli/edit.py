@@ -38,7 +38,8 @@ def register(sub) -> None:
     edits = p.add_subparsers(dest="edit", required=True, parser_class=type(p))
     for name, help_text in COMMANDS.items():
         e = edits.add_parser(name, help=help_text, description=help_text)
-        e.add_argument("run", type=Path)
+        e.add_argument("run", type=Path, nargs="?", help="run folder (or give --pipeline)")
+        e.add_argument("--pipeline", type=Path, metavar="DIR", help="a local diffusers UNet + scheduler folder instead of a run")
         if name in INPUT_COMMANDS:
             source = e.add_mutually_exclusive_group(required=True)
             source.add_argument("--image", type=Path, help="PNG/JPG (a photo of a drawing works: made MNIST-like)")
@@ -98,9 +99,9 @@ _ADD = {"noise": _add_noise, "denoise": _add_denoise, "sdedit": _add_sdedit, "in
 
 
 def run(args) -> int:
-    from difflab.run import Run
+    from difflab.interop.pipeline import load_run_or_pipeline
 
-    loaded = Run.load(args.run, device=args.device)
+    loaded = load_run_or_pipeline(args.run, args.pipeline, device=args.device)
     n = args.n if args.n is not None else (16 if args.edit in ("anagram", "hybrid") else 1)
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
