@@ -17,7 +17,7 @@ from difflab.errors import UserError
 from difflab.generate import class_labels
 from difflab.run import Run, write_class_grid, write_trajectory
 from difflab.training import checkpoint as ckpt
-from difflab.training.config import TrainConfig
+from difflab.training.config import DENOISE, TrainConfig
 from difflab.training.trainer import Trainer, config_diff
 
 
@@ -65,7 +65,7 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
         raise UserError(f"cannot write to {run_dir} ({err.strerror or err}); its snapshot, if any, is intact; "
                         "fix: free space or permissions, then run again") from None
     trainer.run()
-    return finish_run(run_dir, evaluate=evaluate, data=trainer.data)
+    return finish_run(run_dir, evaluate=evaluate)
 
 
 def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
@@ -75,21 +75,18 @@ def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
         raise UserError(f"cannot resume with a different configuration ({'; '.join(diff)}); fix: start a new run")
 
 
-def finish_run(run_dir: Path, *, evaluate: bool = True, data=None) -> Run:
+def finish_run(run_dir: Path, *, evaluate: bool = True) -> Run:
     """Pictures and the one-line quality figure every finished run gets."""
     from difflab.report.html import write_report
     from difflab.report.plots import plot_loss
 
     run = Run.load(run_dir)
-    if run.config.objective == "denoise":  # a single-step denoiser: nothing to sample (see `difflab edit denoise-ood`)
-        plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
-        write_report(run_dir)
-        return run
-    write_class_grid(run.model, run.config, run.num_classes, run_dir / "samples" / "final.png")
-    write_trajectory(run, run_dir / "samples" / "trajectory.png")
     plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
-    if evaluate and run.num_classes:
-        evaluate_run(run, n_per_class=100, name="final")
+    if run.config.objective != DENOISE:  # a single-step denoiser has nothing to sample (see `difflab edit denoise-ood`)
+        write_class_grid(run.model, run.config, run.num_classes, run_dir / "samples" / "final.png")
+        write_trajectory(run, run_dir / "samples" / "trajectory.png")
+        if evaluate and run.num_classes:
+            evaluate_run(run, n_per_class=100, name="final")
     write_report(run_dir)  # last, so it shows every picture and evaluation above
     return run
 

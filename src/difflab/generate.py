@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -38,8 +37,6 @@ def generate(
 
     `callback(chunk_start, step)` sees every solver step of every chunk.
     """
-    if objective == "denoise":
-        raise UserError("a single-step denoiser (objective 'denoise') cannot be sampled; fix: use a v/eps/x0 run")
     cfg = model.config
     num_classes, device = cfg["num_classes"], next(model.parameters()).device
     if labels is not None:

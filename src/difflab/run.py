@@ -12,7 +12,7 @@ from difflab.generate import SamplerSettings, class_labels, generate
 from difflab.nn.unet import UNet
 from difflab.report.images import grid, save_grid, save_png
 from difflab.training import checkpoint as ckpt
-from difflab.training.config import TrainConfig
+from difflab.training.config import DENOISE, TrainConfig
 
 
 class Run:
@@ -44,7 +44,7 @@ class Run:
 
     def check_samplable(self) -> None:
         """A denoise run is one-step, time-free: the sampler's ε̂(x_t, t) does not exist for it."""
-        if self.config.objective == "denoise":
+        if self.config.objective == DENOISE:
             raise UserError(f"{self.path} is a single-step denoiser (--objective denoise), not a diffusion model; "
                             "fix: use `difflab edit denoise-ood` on it, or sample from a v/eps/x0 run")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from difflab.cli.options import add_sampler_options, float_list, int_list, number, sampler_settings
 from difflab.errors import UserError
+from difflab.training.config import DENOISE
 
 COMMANDS = {
     "noise": "the forward process at --t timesteps",
@@ -259,7 +260,7 @@ def _denoise_ood(loaded, args, n):
     from difflab.edit.denoiser import denoise_ood
     from difflab.edit.figures import save_strip
 
-    if loaded.config.objective != "denoise":
+    if loaded.config.objective != DENOISE:
         raise UserError(f"{args.run} was trained with --objective {loaded.config.objective}; "
                         "fix: train one with `difflab train --objective denoise --sigma 0.5`")
     x = load_input(loaded, args).repeat(n, 1, 1, 1)

@@ -16,7 +16,6 @@ import torch
 from difflab.diffusion import classifier_free, make_solver, model_noise_estimate, sample, timesteps
 from difflab.diffusion import compositions
 from difflab.diffusion.sampling import NoiseEstimate
-from difflab.diffusion.solvers import _randn_like
 from difflab.edit.baselines import denoise_comparison, forward_noise
 from difflab.edit.filters import lowpass
 from difflab.edit.inpaint import inpaint
