@@ -41,3 +41,13 @@ def mnist_judge():
     from difflab.evaluation import load_judge
 
     return load_judge("mnist5k", verbose=False)
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+    """A tiny text-conditional run (60 steps on mnist5k class captions, MiniLM prompts), shared by the session."""
+    import difflab
+
+    config = TrainConfig(channels=(8, 16), batch_size=32, steps=60, minutes=None, log_every=10, warmup_steps=10,
+                         num_sample_grids=0, sample_steps=4, checkpoint_minutes=100.0, conditioning="text")
+    return difflab.train(config, out=tmp_path_factory.mktemp("text") / "run", progress=False, evaluate=False)

@@ -83,7 +83,8 @@ def finish_run(run_dir: Path, *, evaluate: bool = True) -> Run:
     run = Run.load(run_dir)
     plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
     if run.config.objective != DENOISE:  # a single-step denoiser has nothing to sample (see `difflab edit denoise-ood`)
-        write_class_grid(run.model, run.config, run.num_classes, run_dir / "samples" / "final.png")
+        write_class_grid(run.model, run.config, run.num_classes, run_dir / "samples" / "final.png",
+                         class_prompts=run.class_prompts)
         write_trajectory(run, run_dir / "samples" / "trajectory.png")
         if evaluate and run.num_classes:
             evaluate_run(run, n_per_class=100, name="final")

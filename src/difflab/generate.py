@@ -35,11 +35,15 @@ def generate(
 ) -> torch.Tensor:
     """Sample `len(labels)` images (or `n` unconditional ones); returns `(N, C, H, W)` on the CPU.
 
+    `labels`: class ids `(N,)`, or for a text model prompt embeddings `(N, L, D)` (`Run.condition`).
+
     `callback(chunk_start, step)` sees every solver step of every chunk.
     """
     cfg = model.config
     num_classes, device = cfg["num_classes"], next(model.parameters()).device
-    if labels is not None:
+    if labels is not None and torch.is_tensor(labels) and labels.is_floating_point():  # prompt embeddings (B, L, D)
+        n = len(labels)
+    elif labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.long).flatten()
         if num_classes == 0:
             raise UserError("this model is unconditional; fix: drop --label")
@@ -57,13 +61,20 @@ def generate(
         b = min(batch_size, n - start)
         x = torch.randn((b, *shape), generator=generator, device=generator.device if generator else "cpu").to(device)
         cond = labels[start : start + b].to(device) if labels is not None else None
-        null = torch.full((b,), num_classes, dtype=torch.long, device=device) if labels is not None else None
+        null = null_condition(cond, num_classes) if cond is not None else None
         eps_fn = classifier_free(estimate, cond, null, settings.guidance)
         options = {"eta": settings.eta} if settings.solver == "ddim" else {}
         solver = make_solver(settings.solver, alphas_cumprod, **options)
         step_cb = (lambda s, _start=start: callback(_start, s)) if callback else None
         chunks.append(sample(eps_fn, x, ts, solver, generator=generator, callback=step_cb).cpu())
     return torch.cat(chunks)
+
+
+def null_condition(cond: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The unconditional branch for `cond`: the null class id, or the empty prompt (all-zero tokens)."""
+    if cond.is_floating_point():
+        return torch.zeros_like(cond)
+    return torch.full_like(cond, num_classes)
 
 
 def class_labels(num_classes: int, per_class: int) -> torch.Tensor:

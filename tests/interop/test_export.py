@@ -102,3 +102,15 @@ def test_linear_schedule_exports_exact_betas(tiny_config):
     theirs = DDPMScheduler.from_config(sched).alphas_cumprod.double()
     assert (theirs - NoiseSchedule("linear", 200).alphas_cumprod).abs().max() < 1e-6
     assert sched["prediction_type"] == "epsilon" and sched["_class_name"] == "DDPMScheduler"
+
+
+def test_text_run_exports_with_encoder_hidden_states(text_run, tmp_path):
+    out = tmp_path / "text-diffusers"
+    assert main(["export", str(text_run.path), "--diffusers", str(out)]) == 0
+    unet = DifflabUNet2DModel.from_pretrained(out / "unet")
+    meta = json.loads((out / "difflab.json").read_text())
+    assert meta["text_encoder"] == "minilm" and meta["class_prompts"] == text_run.class_prompts
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([100, 900])
+    prompts = text_run.embed_prompts(["a handwritten seven", "the number 2"])  # (2, L, 384)
+    ours = text_run.model(x, t, prompts)
+    assert torch.equal(unet(x, t, encoder_hidden_states=prompts).sample, ours)

@@ -53,3 +53,36 @@ def test_bad_shapes_are_user_errors():
         UNet(image_size=30, channels=(8, 16, 32))
     with pytest.raises(UserError, match="bad U-Net shape"):
         UNet(channels=(8, 16), attention_levels=(5,))
+
+
+def _text_unet(**kw):
+    torch.manual_seed(0)
+    net = UNet(channels=(8, 16, 32), num_classes=0, text_dim=12, cross_attention_levels=(1, 2), **kw)
+    for p in net.parameters():  # zero-initialised output layers would hide the conditioning
+        torch.nn.init.normal_(p, std=0.2)
+    return net
+
+
+def test_text_conditioning_is_read_and_padding_is_ignored():
+    net = _text_unet()
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 500])
+    tokens = torch.randn(2, 3, 12)
+    padded = torch.cat([tokens, torch.zeros(2, 4, 12)], dim=1)  # (2, 7, 12): four padding rows
+    out = net(x, t, tokens)
+    assert (net(x, t, padded) - out).abs().max() < 1e-5  # padding changes nothing
+    assert (net(x, t, torch.randn(2, 3, 12)) - out).abs().max() > 1e-3  # another prompt changes the output
+    assert torch.equal(net(x, t, torch.zeros(2, 5, 12)), net(x, t, None))  # the empty prompt is the null branch
+
+
+def test_text_unet_contract_errors_and_config_round_trip():
+    net = _text_unet()
+    with pytest.raises(UserError, match="prompt token embeddings"):
+        net(torch.randn(1, 1, 28, 28), torch.tensor([3]), torch.tensor([7]))  # labels given to a text model
+    with pytest.raises(UserError, match="not both"):
+        UNet(num_classes=10, text_dim=12)
+    with pytest.raises(UserError, match="cross_attention_levels"):
+        UNet(channels=(8, 16), num_classes=0, text_dim=12, cross_attention_levels=(2,))
+    twin = UNet(**net.config)
+    twin.load_state_dict(net.state_dict())
+    x, t, c = torch.randn(2, 1, 28, 28), torch.tensor([1, 2]), torch.randn(2, 4, 12)
+    assert torch.equal(twin(x, t, c), net(x, t, c))

@@ -69,25 +69,34 @@ def _add_denoise(e) -> None:
 def _add_sdedit(e) -> None:
     e.add_argument("--levels", type=levels, default=(1, 3, 5, 7, 10, 20),
                    help="noise levels: strided steps of --steps (1,3,5,7,10,20) or fractions of T (0.2,0.5)")
-    e.add_argument("--label", type=number(int), help="class to steer towards (default unconditional)")
+    _add_target(e, "class to steer towards (default unconditional)")
 
 
 def _add_inpaint(e) -> None:
     where = e.add_mutually_exclusive_group(required=True)
     where.add_argument("--mask", type=Path, help="PNG at the model's size, white = regenerate")
     where.add_argument("--box", type=int_list, help="x0,y0,x1,y1: regenerate x0<=x<x1, y0<=y<y1")
-    e.add_argument("--label", type=number(int), help="class for the new region (default unconditional)")
+    _add_target(e, "class for the new region (default unconditional)")
     e.add_argument("--resample", type=number(int), default=1, help="RePaint harmonisation passes per step (1: none)")
 
 
+def _add_target(e, what: str) -> None:
+    target = e.add_mutually_exclusive_group()
+    target.add_argument("--label", type=number(int), help=what)
+    target.add_argument("--prompt", metavar="TEXT", help="text runs: the prompt instead of a class, e.g. \"the number seven\"")
+
+
 def _add_anagram(e) -> None:
-    e.add_argument("--labels", type=int_list, required=True, help="two classes, e.g. 6,9: upright, then through the view")
+    pair = e.add_mutually_exclusive_group(required=True)
+    pair.add_argument("--labels", type=int_list, help="two classes, e.g. 6,9: upright, then through the view")
+    pair.add_argument("--prompts", nargs="+", metavar="TEXT", help='text runs: two prompts, e.g. "a six","a nine"')
     e.add_argument("--view", default="rot180", help="rot180 | flipv | fliph | transpose | identity (rot180)")
 
 
 def _add_hybrid(e) -> None:
-    e.add_argument("--far", type=number(int), required=True, help="class seen from afar (low frequencies)")
-    e.add_argument("--near", type=number(int), required=True, help="class seen up close (high frequencies)")
+    e.add_argument("--far", type=number(int), help="class seen from afar (low frequencies)")
+    e.add_argument("--near", type=number(int), help="class seen up close (high frequencies)")
+    e.add_argument("--prompts", nargs="+", metavar="TEXT", help='text runs: far and near prompts, e.g. "a one","a seven"')
     e.add_argument("--sigma", type=number(float), default=1.5, help="Gaussian low-pass sigma in pixels (1.5; 0 = --far only)")
 
 
@@ -195,13 +204,35 @@ def _sdedit(loaded, args, n):
 
     ed = editor(loaded, args)
     x = load_input(loaded, args).repeat(n, 1, 1, 1)
-    out = ed.sdedit(x, list(args.levels), label=args.label, seed=args.seed)  # (n, L, C, H, W)
+    goal = _target(args)
+    out = ed.sdedit(x, list(args.levels), label=goal, seed=args.seed)  # (n, L, C, H, W)
     starts = [level_schedule(level, ed.num_timesteps, ed.settings.steps)[0] for level in args.levels]
     columns = ["input"] + [_level_title(lv, t) for lv, t in zip(args.levels, starts)]
-    target = "unconditional" if args.label is None else f"towards {args.label}, w={ed.settings.guidance:g}"
+    target = "unconditional" if goal is None else f"towards {goal!r}, w={ed.settings.guidance:g}"
     path = save_strip(torch.cat([x[:, None], out], dim=1), args.out, columns=columns, title=f"SDEdit ({target})")
     arrays = {"images": _u8(out), "levels": [float(v) for v in args.levels], "t0": starts, "inputs": _u8(x[:1])}
-    return path, arrays | ({"labels": [args.label] * n} if args.label is not None else {})
+    return path, arrays | _target_arrays(args, n)
+
+
+def _target(args):
+    """The class id, or the prompt, an edit steers towards (None: unconditional)."""
+    return args.prompt if getattr(args, "prompt", None) is not None else args.label
+
+
+def _target_arrays(args, n: int) -> dict:
+    if getattr(args, "prompt", None) is not None:
+        return {"prompts": [args.prompt] * n}
+    return {"labels": [args.label] * n} if args.label is not None else {}
+
+
+def _two_prompts(values: list[str] | None, flag: str) -> tuple[str, str] | None:
+    """`--prompts "a six","a nine"` reaches us as one word "a six,a nine"; two words work too."""
+    if values is None:
+        return None
+    parts = [p.strip() for p in (values[0].split(",") if len(values) == 1 else values)]
+    if len(parts) != 2 or not all(parts):
+        raise UserError(f'{flag} needs two prompts, like --prompts "a six","a nine"; got {len(parts)}')
+    return parts[0], parts[1]
 
 
 def _level_title(level, t0: int) -> str:
@@ -220,12 +251,12 @@ def _inpaint(loaded, args, n):
     x = load_input(loaded, args).repeat(n, 1, 1, 1)
     size = x.shape[-1]
     mask = load_mask(args.mask, size) if args.mask is not None else box_mask(args.box, size)
-    out = ed.inpaint(x, mask, label=args.label, resample=args.resample, seed=args.seed)  # (n, C, H, W)
+    out = ed.inpaint(x, mask, label=_target(args), resample=args.resample, seed=args.seed)  # (n, C, H, W)
     shown = torch.where(mask, torch.zeros_like(x), x)  # the hole in grey
     strip = torch.stack([x, (mask.float() * 2 - 1).expand_as(x), shown, out], dim=1)
     path = save_strip(strip, args.out, columns=["input", "mask", "kept", "inpainted"], title="inpainting (RePaint-style)")
     arrays = {"images": _u8(out), "inputs": _u8(x[:1]), "masks": mask.numpy()}
-    return path, arrays | ({"labels": [args.label] * n} if args.label is not None else {})
+    return path, arrays | _target_arrays(args, n)
 
 
 def _anagram(loaded, args, n):
@@ -234,24 +265,31 @@ def _anagram(loaded, args, n):
 
     ed = editor(loaded, args)
     view = get_view(args.view)
-    if len(args.labels) != 2:
-        raise UserError(f"--labels needs two class ids like 6,9, got {','.join(map(str, args.labels))}")
-    images = ed.anagram(tuple(args.labels), args.view, n=n, seed=args.seed)
+    pair = _two_prompts(args.prompts, "--prompts") or tuple(args.labels)
+    if len(pair) != 2:
+        raise UserError(f"--labels needs two class ids like 6,9, got {','.join(map(str, pair))}")
+    images = ed.anagram(pair, args.view, n=n, seed=args.seed)
     strip, cols = _tuples(images, view.apply(images))
-    columns = [f"{args.labels[0]} upright", f"{args.labels[1]} ({args.view})"] * cols
-    path = save_strip(strip, args.out, columns=columns, title=f"visual anagram {args.labels[0]} / {args.labels[1]}")
-    return path, {"images": _u8(images), "views": _u8(view.apply(images)), "labels": list(args.labels)}
+    columns = [f"{pair[0]} upright", f"{pair[1]} ({args.view})"] * cols
+    path = save_strip(strip, args.out, columns=columns, title=f"visual anagram {pair[0]} / {pair[1]}")
+    key = "prompts" if args.prompts else "labels"
+    return path, {"images": _u8(images), "views": _u8(view.apply(images)), key: list(pair)}
 
 
 def _hybrid(loaded, args, n):
     from difflab.edit.figures import save_strip
     from difflab.edit.filters import shrink
 
-    images = editor(loaded, args).hybrid(args.far, args.near, args.sigma, n=n, seed=args.seed)
+    pair = _two_prompts(args.prompts, "--prompts")
+    if pair is None and (args.far is None or args.near is None):
+        raise UserError('hybrid needs --far and --near class ids, or --prompts "FAR","NEAR" on a text run')
+    far, near = pair or (args.far, args.near)
+    images = editor(loaded, args).hybrid(far, near, args.sigma, n=n, seed=args.seed)
     strip, cols = _tuples(images, shrink(images, 2), shrink(images, 3), per_row=3)
-    columns = [f"near: {args.near}", f"far: {args.far} (2× smaller)", "3× smaller"] * cols
+    columns = [f"near: {near}", f"far: {far} (2× smaller)", "3× smaller"] * cols
     path = save_strip(strip, args.out, columns=columns, title=f"hybrid image, low-pass σ={args.sigma:g}")
-    return path, {"images": _u8(images), "shrunk": _u8(shrink(images, 2)), "labels": [args.far, args.near]}
+    key = "prompts" if pair else "labels"
+    return path, {"images": _u8(images), "shrunk": _u8(shrink(images, 2)), key: [far, near]}
 
 
 def _denoise_ood(loaded, args, n):

@@ -2,6 +2,7 @@
 
     difflab evaluate RUN [--n 2000] [--steps 20] [--guidance 3] [--json out.json]
     difflab evaluate --images samples.npz|DIR --dataset mnist5k [--out eval]
+    difflab evaluate RUN --prompts [--per-prompt 100] [--guidance 3] [--clip-weights DIR]   # text runs
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def register(sub) -> None:
                    help="Inception weights file for torch-fidelity FID/KID/IS (or $DIFFLAB_INCEPTION_WEIGHTS)")
     p.add_argument("--no-pictures", action="store_true", help="numbers only: no PNGs, no embeddings")
     p.add_argument("--json", type=Path, help="also write the result here")
+    text = p.add_argument_group("text runs")
+    text.add_argument("--prompts", action="store_true",
+                      help="judge accuracy per prompt: the trained captions vs paraphrases never seen in training")
+    text.add_argument("--per-prompt", type=number(int), default=100, help="samples per prompt (100)")
+    text.add_argument("--clip-weights", type=Path, metavar="DIR", help="local CLIP weights for a CLIP score (torchmetrics)")
     p.set_defaults(func=run)
 
 
@@ -35,6 +41,8 @@ def run(args) -> int:
 
     if (args.run is None) == (args.images is None):
         raise UserError("give a run folder or --images FILE|DIR (not both); see `difflab evaluate --help`")
+    if args.prompts or args.clip_weights:
+        return _prompts(args)
     config = EvalConfig(seed=0, inception_weights=str(args.inception_weights) if args.inception_weights else None,
                         pictures=not args.no_pictures)
     result = _from_images(args, config) if args.images else _from_run(args, config)
@@ -52,6 +60,34 @@ def _from_run(args, config) -> dict:
         raise UserError("--dataset goes with --images; a run evaluates against its own dataset")
     loaded = Run.load(args.run, device=args.device)
     return evaluate_run(loaded, n=args.n, seed=args.seed, name=args.name, config=config, **sampler_settings(args))
+
+
+def _prompts(args) -> int:
+    from difflab.evaluation.prompts import evaluate_prompts
+    from difflab.run import Run
+    from difflab.training.checkpoint import atomic_write_text
+
+    if args.run is None:
+        raise UserError("--prompts evaluates a text run's own prompts; fix: give the run folder, not --images")
+    loaded = Run.load(args.run, device=args.device)
+    result = evaluate_prompts(loaded, per_prompt=args.per_prompt, seed=args.seed, clip_weights=args.clip_weights,
+                              **sampler_settings(args))
+    print(f"prompts of {args.run}: {result['per_prompt']} samples per prompt, {result['solver']} "
+          f"{result['steps']} steps, guidance {result['guidance']:g}")
+    for name, r in result["sets"].items():
+        clip = f"   CLIP score {r['clip_score']:.2f}" if "clip_score" in r else ""
+        print(f"  {name:<8} {r['prompts']:>3} prompts   judge accuracy {100 * r['accuracy']:5.1f}%   "
+              f"confidence {100 * r['mean_confidence']:5.1f}%{clip}")
+    if "clip_skipped" in result:
+        print(f"  note: {result['clip_skipped']}")
+    name = args.name or f"prompts-{result['solver']}-{result['steps']}steps-g{result['guidance']:g}-n{args.per_prompt}"
+    (args.run / "eval").mkdir(exist_ok=True)
+    out = args.run / "eval" / f"{name}.json"
+    atomic_write_text(out, json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    print(f"  wrote {out}")
+    return 0
 
 
 def _from_images(args, config) -> dict:

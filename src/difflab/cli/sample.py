@@ -14,7 +14,9 @@ def register(sub) -> None:
     p.add_argument("run", type=Path, nargs="?", help="run folder (or give --pipeline)")
     p.add_argument("--pipeline", type=Path, metavar="DIR", help="a local diffusers UNet + scheduler folder instead of a run")
     p.add_argument("--label", type=int_list, help="class id(s), e.g. 7 or 3,5 (default: every class in turn)")
-    p.add_argument("--n", type=number(int), default=None, help="number of images (default 100, or 16 with --label)")
+    p.add_argument("--prompt", action="append", metavar="TEXT",
+                   help="text runs: what to draw, e.g. \"a handwritten seven\" (repeat for several; images cycle)")
+    p.add_argument("--n", type=number(int), default=None, help="number of images (default 100, or 16 with --label/--prompt)")
     add_sampler_options(p)
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
     p.add_argument("--save-npz", type=Path, metavar="FILE", help="also save images (uint8 NHWC) and labels")
@@ -32,15 +34,22 @@ def run(args) -> int:
     if args.out_dir and (args.out_dir / "metadata.jsonl").exists():
         raise UserError(f"{args.out_dir} already holds generated images; fix: give a new --out-dir")
     loaded = load_run_or_pipeline(args.run, args.pipeline, device=args.device)
-    labels, nrow = sample_labels(args.label, args.n, loaded.num_classes)
-    n = len(labels) if labels is not None else (args.n or 100)
     settings = sampler_settings(args)
-    images = loaded.sample(labels, n=n, seed=args.seed, **settings)
+    if args.prompt:
+        labels, nrow = None, None
+        prompts = sample_prompts(args.prompt, args.label, args.n, loaded)
+        n = len(prompts)
+        images = loaded.sample(prompts=prompts, seed=args.seed, **settings)
+    else:
+        labels, nrow = sample_labels(args.label, args.n, loaded.num_classes)
+        n = len(labels) if labels is not None else (args.n or 100)
+        images = loaded.sample(labels, n=n, seed=args.seed, **settings)
     save_grid(images, args.out, nrow=nrow or max(1, round(n**0.5)))
     print(f"wrote {n} images to {args.out}")
     if args.save_npz:
         label_array = labels.numpy() if labels is not None else np.full(n, -1)  # -1: unconditional
-        np.savez_compressed(args.save_npz, images=to_uint8(images), labels=label_array)
+        extra = {"prompts": np.array(prompts)} if args.prompt else {}
+        np.savez_compressed(args.save_npz, images=to_uint8(images), labels=label_array, **extra)
         print(f"wrote images and labels to {args.save_npz}")
     if args.out_dir:
         from difflab.interop.imagefolder import write_image_folder
@@ -49,6 +58,19 @@ def run(args) -> int:
         write_image_folder(images, labels, loaded.class_names, args.out_dir, info=info)
         print(f"wrote {n} images to {args.out_dir}/<class>/ with metadata.jsonl")
     return 0
+
+
+def sample_prompts(prompts: list[str], label, n: int | None, loaded) -> list[str]:
+    """`n` prompts cycling through those given, grouped so the grid shows each prompt together."""
+    if label:
+        raise UserError("give --label or --prompt, not both")
+    if not getattr(loaded, "is_text", False):
+        raise UserError("this model is not text-conditional; fix: --label instead of --prompt, or train with "
+                        "--conditioning text")
+    if n is not None and n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    n = n or 16
+    return sorted((prompts[i % len(prompts)] for i in range(n)), key=prompts.index)
 
 
 def sample_labels(label: tuple[int, ...] | None, n: int | None, num_classes: int):

@@ -15,12 +15,14 @@ from difflab.errors import UserError
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """Images `(N, C, H, W)` float32 in [-1, 1], labels `(N,)` int64 in [0, len(class_names))."""
+    """Images `(N, C, H, W)` float32 in [-1, 1], labels `(N,)` int64 in [0, len(class_names)),
+    and optionally one caption per image (image folders with a `metadata.jsonl`)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     class_names: tuple[str, ...]
     name: str = "dataset"
+    captions: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -34,6 +36,8 @@ class ImageDataset:
                 f"{self.name}: labels must lie in [0, {len(self.class_names) - 1}], "
                 f"found {int(self.labels.min())}..{int(self.labels.max())}"
             )
+        if self.captions is not None and len(self.captions) != self.images.shape[0]:
+            raise UserError(f"{self.name}: {self.images.shape[0]} images but {len(self.captions)} captions")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -48,7 +52,8 @@ class ImageDataset:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     def subset(self, index: torch.Tensor, name: str | None = None) -> "ImageDataset":
-        return ImageDataset(self.images[index], self.labels[index], self.class_names, name or self.name)
+        captions = None if self.captions is None else tuple(self.captions[i] for i in torch.as_tensor(index).tolist())
+        return ImageDataset(self.images[index], self.labels[index], self.class_names, name or self.name, captions)
 
     def split(self, test_fraction: float = 0.1, seed: int = 0) -> tuple["ImageDataset", "ImageDataset"]:
         """Stratified (per-class) split into train and held-out parts, the same for the same seed."""
@@ -66,7 +71,7 @@ class ImageDataset:
         return self.subset(train, f"{self.name}-train"), self.subset(test, f"{self.name}-test")
 
 
-def from_uint8(images, labels, class_names, name: str) -> ImageDataset:
+def from_uint8(images, labels, class_names, name: str, captions=None) -> ImageDataset:
     """Build a dataset from uint8 pixels `(N, H, W)` or `(N, H, W, C)` (0..255) and integer labels."""
     pixels = torch.as_tensor(images)
     if pixels.ndim == 3:
@@ -75,4 +80,4 @@ def from_uint8(images, labels, class_names, name: str) -> ImageDataset:
         raise UserError(f"{name}: expected images (N, H, W[, C]), got shape {tuple(pixels.shape)}")
     x = pixels.permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0)  # (N, C, H, W) in [-1, 1]
     y = torch.as_tensor(labels).long().flatten()
-    return ImageDataset(x, y, tuple(class_names), name)
+    return ImageDataset(x, y, tuple(class_names), name, None if captions is None else tuple(captions))

@@ -9,13 +9,15 @@ mode and one size, so a folder mixing PNG and JPEG, or grayscale and colour, sti
   tie); images of another size are resized with Lanczos, aspect ratio not kept;
 - EXIF orientation (phone photos) is applied first.
 
-Hidden files (".*") and a top-level `metadata.jsonl` (Hugging Face image-folder layout) are ignored;
-anything else unexpected (a stray file, an empty folder, a file that is not an image) is a
+A top-level `metadata.jsonl` (Hugging Face image-folder layout: one JSON object per line with `file_name`,
+relative to the folder, and `text`) gives every image a caption for `--conditioning text`; with it, the
+images may also lie directly in the folder (one class). Hidden files (".*") are ignored; anything else unexpected (a stray file, an empty folder, a file that is not an image) is a
 `UserError` naming the file, so a dataset never loads with silently missing or garbled images.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections import Counter
 from contextlib import contextmanager
@@ -52,7 +54,39 @@ def load_image_folder(path: str | Path, *, image_size: int | None = None) -> Ima
     mode = "L" if all(m in GRAY_MODES for m, _ in probes) else "RGB"
     size = (image_size, image_size) if image_size else Counter(s for _, s in probes).most_common(1)[0][0]
     pixels = np.stack([_load(f, mode, size) for f in files])  # (N, H, W) or (N, H, W, 3)
-    return from_uint8(pixels, labels, tuple(c.name for c in classes), root.name or "folder")
+    captions = read_captions(root, files)
+    return from_uint8(pixels, labels, tuple(c.name for c in classes), root.name or "folder", captions)
+
+
+def read_captions(root: Path, files: list[Path]) -> tuple[str, ...] | None:
+    """Each image's `text` from `root/metadata.jsonl`; None when there is no such file or no `text` column."""
+    path = root / "metadata.jsonl"
+    if not path.is_file():
+        return None
+    texts: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path} line {number}: not JSON ({err.msg}); fix: one JSON object per line") from None
+        if not isinstance(row, dict) or "text" not in row:
+            continue  # other columns (labels, sampler settings) are not ours to check
+        if not isinstance(row.get("file_name"), str):
+            raise UserError(f"{path} line {number}: a caption needs a \"file_name\" string; fix: "
+                            '{"file_name": "cats/0001.png", "text": "a photo of a cat"}')
+        if not isinstance(row["text"], str):
+            raise UserError(f"{path} line {number}: \"text\" must be a string, got {type(row['text']).__name__}")
+        texts[Path(row["file_name"]).as_posix()] = row["text"]
+    if not texts:
+        return None
+    names = [f.relative_to(root).as_posix() for f in files]
+    lacking = [n for n in names if n not in texts]
+    if lacking:
+        raise UserError(f"{path}: no \"text\" for {lacking[0]} ({len(lacking)} image(s) without a caption); "
+                        "fix: add a line for every image, or remove the text column")
+    return tuple(texts[n] for n in names)
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -61,6 +95,8 @@ def _visible(folder: Path) -> list[Path]:
 
 def _class_folders(root: Path) -> list[Path]:
     entries = [p for p in _visible(root) if p.name not in IGNORED_TOP_LEVEL]
+    if (root / "metadata.jsonl").is_file() and entries and not any(p.is_dir() for p in entries):
+        return [root]  # Hugging Face flat layout: images beside metadata.jsonl, one class
     stray = [p for p in entries if not p.is_dir()]
     if stray:
         raise UserError(f"{stray[0]}: a file at the top of the dataset folder, where only class sub-folders "
@@ -72,7 +108,7 @@ def _class_folders(root: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    files = _visible(folder)
+    files = [p for p in _visible(folder) if p.name not in IGNORED_TOP_LEVEL]
     nested = [p for p in files if p.is_dir()]
     if nested:
         raise UserError(f"{nested[0]}: a folder inside class folder {folder.name!r}; fix: move its images up "

@@ -22,6 +22,7 @@ from difflab.edit.inpaint import inpaint
 from difflab.edit.sdedit import Level, level_schedule, sdedit
 from difflab.edit.views import get_view
 from difflab.errors import UserError
+from difflab.generate import null_condition
 
 EDIT_STEPS = 20  # strided schedule of the edits: fine enough for SDEdit levels 1..20 (the run's default is 10)
 
@@ -43,17 +44,22 @@ class Editor:
     def num_timesteps(self) -> int:
         return len(self.alphas_cumprod)
 
-    def estimate(self, label: int | None, n: int) -> NoiseEstimate:
-        """ε̂ for `n` images of class `label` with the run's guidance (None: unconditional)."""
-        k = self.run.num_classes
+    def estimate(self, label: int | str | None, n: int) -> NoiseEstimate:
+        """ε̂ for `n` images of class `label` (or, for a text run, of the prompt `label` if it is a string),
+        with the run's guidance; None: unconditional."""
         if label is None:
             return classifier_free(self.model_estimate, None, None, 1.0)
-        if not k:
-            raise UserError("this run is unconditional; fix: drop the class label")
-        if not 0 <= label < k:
-            raise UserError(f"label {label} is out of range for a {k}-class model; use 0..{k - 1}")
-        cond = torch.full((n,), label, dtype=torch.long, device=self.device)
-        return classifier_free(self.model_estimate, cond, torch.full_like(cond, k), self.settings.guidance)
+        if isinstance(label, str):
+            cond = self.run.condition(prompts=[label] * n)  # (n, L, D); a non-text run refuses here
+        else:
+            k = self.run.num_classes
+            if not k:
+                raise UserError("this run is unconditional; fix: drop the class label")
+            if not 0 <= label < k:
+                raise UserError(f"label {label} is out of range for a {k}-class model; use 0..{k - 1}")
+            cond = self.run.condition(labels=torch.full((n,), label, dtype=torch.long))
+        cond = cond.to(self.device)
+        return classifier_free(self.model_estimate, cond, null_condition(cond, self.run.num_classes), self.settings.guidance)
 
     def solver(self):
         """A fresh solver (multistep solvers keep state between steps)."""
@@ -95,7 +101,7 @@ class Editor:
                        resample=resample, generator=_gen(seed)).cpu()
 
     @torch.no_grad()
-    def anagram(self, labels: tuple[int, int], view: str, *, n: int = 1, seed: int = 0) -> torch.Tensor:
+    def anagram(self, labels: tuple[int | str, int | str], view: str, *, n: int = 1, seed: int = 0) -> torch.Tensor:
         """One image reading as `labels[0]` upright and `labels[1]` through `view`: `(n, C, H, W)`."""
         a, b = _pair(labels, "labels")
         v = get_view(view)
@@ -103,7 +109,7 @@ class Editor:
         return self._generate(estimate, n, seed)
 
     @torch.no_grad()
-    def hybrid(self, far: int, near: int, sigma: float, *, n: int = 1, seed: int = 0) -> torch.Tensor:
+    def hybrid(self, far: int | str, near: int | str, sigma: float, *, n: int = 1, seed: int = 0) -> torch.Tensor:
         """Low frequencies of `far`, high of `near` (sigma: Gaussian σ in pixels; 0 = plain `far`): `(n, C, H, W)`."""
         if sigma < 0:
             raise UserError(f"--sigma must be >= 0 (pixels of Gaussian low-pass), got {sigma}")
@@ -127,7 +133,7 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _pair(values, name: str) -> tuple[int, int]:
+def _pair(values, name: str) -> tuple:
     if len(values) != 2:
-        raise UserError(f"--{name} needs two class ids like 6,9, got {','.join(map(str, values))}")
-    return int(values[0]), int(values[1])
+        raise UserError(f"--{name} needs two class ids like 6,9 (or two prompts), got {','.join(map(str, values))}")
+    return tuple(v if isinstance(v, str) else int(v) for v in values)

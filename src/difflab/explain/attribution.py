@@ -119,7 +119,7 @@ def attribute_over_time(run, traj, methods: list[str], *, noise: str = "live", t
     if noise not in ("live", "constant"):
         raise UserError(f"--noise {noise!r} is unknown; fix: use live or constant")
     device = next(run.model.parameters()).device
-    cond = traj.labels[:1].to(device) if traj.labels is not None else None
+    cond = run.condition(labels=traj.labels[:1]).to(device) if traj.labels is not None else None
     final = traj.final[:1].to(device)
     rows = []
     for asked, t in zip(traj.requested, traj.actual):

@@ -14,6 +14,7 @@ import torch
 
 from difflab.diffusion import to_eps
 from difflab.errors import UserError
+from difflab.generate import null_condition
 from difflab.explain.attribution import attribute, completeness
 
 
@@ -29,7 +30,7 @@ class GuidanceDirection:
 
     def difference(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """d = ε_c − ε_u, `(B, C, H, W)`, both branches in one batched forward."""
-        null = torch.full_like(cond, self.null)
+        null = null_condition(cond, self.null)  # null class id, or the empty prompt of a text run
         pred = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))
         eps = to_eps(self.objective, pred, torch.cat([x, x]), torch.cat([t, t]), self.alphas_cumprod)
         eps_c, eps_u = eps.chunk(2)
@@ -46,7 +47,7 @@ def class_saliency(run, traj, *, ig_steps: int = 64) -> list[dict]:
         raise UserError("class-saliency needs a class-conditional run; this run is unconditional")
     device = next(run.model.parameters()).device
     g = GuidanceDirection(run.model, run.config.objective, run.alphas_cumprod.to(device), run.num_classes)
-    cond = traj.labels[:1].to(device)
+    cond = run.condition(labels=traj.labels[:1]).to(device)  # a text run: the class's first caption
     ink = (traj.final[:1] > 0).float()  # (1, C, H, W) where the digit ends up
     rows = []
     for asked, t in zip(traj.requested, traj.actual):

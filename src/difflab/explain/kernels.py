@@ -31,7 +31,7 @@ def activations(run, layer: str, image: torch.Tensor, t: int, label: int | None,
     hook = module.register_forward_hook(lambda _, __, out: kept.append(out.detach().cpu()))
     try:
         device = next(run.model.parameters()).device
-        cond = torch.tensor([label], device=device) if label is not None else None
+        cond = run.condition(labels=torch.tensor([label])).to(device) if label is not None else None
         run.model(x.to(device), tt.to(device), cond)
     finally:
         hook.remove()

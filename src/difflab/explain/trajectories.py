@@ -104,7 +104,7 @@ def _add_clean_end(run, traj: Trajectory, layer: str) -> None:
     try:
         for i in range(0, len(traj.final), 250):
             x = traj.final[i : i + 250].to(device)
-            cond = traj.labels[i : i + 250].to(device) if traj.labels is not None else None
+            cond = run.condition(labels=traj.labels[i : i + 250]).to(device) if traj.labels is not None else None
             run.model(x, torch.zeros(len(x), dtype=torch.long, device=device), cond)
     finally:
         hook.remove()

@@ -32,19 +32,21 @@ class DifflabUNet2DModel(ModelMixin, ConfigMixin):
                  blocks_per_level: int = 1, attention_levels: tuple[int, ...] = (), num_classes: int = 10,
                  time_conditioning: bool = True, dropout: float = 0.0, groups: int = 8,
                  prediction_type: str = "v_prediction",  # what the output is; the scheduler must agree
-                 sample_size: int | None = None):  # = image_size; the name diffusers' pipelines read
+                 sample_size: int | None = None,  # = image_size; the name diffusers' pipelines read
+                 text_dim: int = 0, cross_attention_levels: tuple[int, ...] = ()):  # text runs (prompt embeddings)
         super().__init__()
         if sample_size is None:
             self.register_to_config(sample_size=image_size)
         self.unet = UNet(in_channels=in_channels, image_size=image_size, channels=tuple(channels),
                          blocks_per_level=blocks_per_level, attention_levels=tuple(attention_levels),
                          num_classes=num_classes, time_conditioning=time_conditioning, dropout=dropout,
-                         groups=groups)
+                         groups=groups, text_dim=text_dim, cross_attention_levels=tuple(cross_attention_levels))
 
     def forward(self, sample: torch.Tensor, timestep, class_labels: torch.Tensor | None = None,
-                return_dict: bool = True):
-        """`(B, C, H, W)`, a scalar or `(B,)` timestep, optional `(B,)` class ids -> `.sample`."""
+                return_dict: bool = True, encoder_hidden_states: torch.Tensor | None = None):
+        """`(B, C, H, W)`, a scalar or `(B,)` timestep, optional `(B,)` class ids or, for a text run,
+        `encoder_hidden_states` `(B, L, text_dim)` prompt embeddings (zeros = the empty prompt) -> `.sample`."""
         t = torch.as_tensor(timestep, device=sample.device)
         t = t.expand(sample.shape[0]) if t.ndim == 0 else t  # (B,)
-        out = self.unet(sample, t, class_labels)
+        out = self.unet(sample, t, encoder_hidden_states if self.unet.text_dim else class_labels)
         return UNet2DOutput(sample=out) if return_dict else (out,)

@@ -65,6 +65,7 @@ def export_diffusers(run, out: str | Path, *, overwrite: bool = False) -> Path:
     _write_json(out / "difflab.json", {
         "class_names": list(run.class_names), "source_run": str(run.path), "objective": c.objective,
         "solver": c.solver, "sample_steps": c.sample_steps, "guidance": c.guidance,
+        **({"class_prompts": run.class_prompts, "text_encoder": c.text_encoder} if run.is_text else {}),
         "requires": "pip install difflab, then `import difflab.interop.diffusers_model` before diffusers' from_pretrained",
     })
     return out

@@ -62,7 +62,7 @@ class PipelineRun(Run):
 
     def __init__(self, path: Path, config: PipelineConfig, model: DiffusersDenoiser, class_names, alphas_cumprod):
         self.path, self.config, self.model, self.class_names = Path(path), config, model, tuple(class_names)
-        self.alphas_cumprod = alphas_cumprod
+        self.alphas_cumprod, self.class_prompts, self._embedder = alphas_cumprod, None, None
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", **_) -> "PipelineRun":

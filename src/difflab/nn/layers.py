@@ -88,3 +88,30 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class CrossAttention(nn.Module):
+    """Pixels attend to text tokens (Rombach et al. 2022): queries from the image, keys/values from the text.
+
+    `context` `(B, L, D)`, `mask` `(B, L)`: the caller always supplies at least one valid token (a learned
+    null token), so an empty prompt attends to it rather than to nothing."""
+
+    def __init__(self, channels: int, context_dim: int, *, heads: int = 4, groups: int = 8) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention channels {channels} must be divisible by heads {heads}")
+        self.heads = heads
+        self.norm = group_norm(channels, groups)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)  # starts as the identity, like every residual branch here
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        d = c // self.heads
+        q = self.q(self.norm(x)).reshape(b, self.heads, d, h * w).transpose(-1, -2)  # (B, heads, HW, d)
+        k, v = self.kv(context).reshape(b, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)  # (B, heads, L, d) each
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, heads, HW, d)
+        return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))

@@ -4,8 +4,13 @@
 
 - `t`: integer (or float) timesteps in [0, T), one per image; ignored when `time_conditioning=False`
   (the single-step denoiser).
-- `cond`: class ids in [0, num_classes]; the id `num_classes` is the *null class*, the
-  unconditional branch of classifier-free guidance. `None` means null for every image.
+- `cond`, for a class-conditional model (`num_classes > 0`): class ids `(B,)` in [0, num_classes]; the id
+  `num_classes` is the *null class*, the unconditional branch of classifier-free guidance.
+- `cond`, for a text-conditional model (`text_dim > 0`): token embeddings `(B, L, text_dim)` of the prompts
+  (`difflab.text.PromptEmbedder`), all-zero rows for padding; an all-zero condition is the empty prompt,
+  the unconditional branch. Cross-attention at `cross_attention_levels` (and the middle) reads the tokens;
+  their mean also shifts the time embedding (FiLM), like a class embedding would.
+- `cond=None` means unconditional for every image.
 
 The constructor's keyword arguments are the model's whole configuration: `unet.config` is saved
 next to the weights and `UNet(**config)` rebuilds it.
@@ -17,7 +22,8 @@ import torch
 from torch import nn
 
 from difflab.errors import UserError
-from difflab.nn.layers import Downsample, ResBlock, SelfAttention, Upsample, group_norm, sinusoidal_embedding
+from difflab.nn.layers import (CrossAttention, Downsample, ResBlock, SelfAttention, Upsample, group_norm,
+                               sinusoidal_embedding)
 
 
 class UNet(nn.Module):
@@ -33,26 +39,39 @@ class UNet(nn.Module):
         time_conditioning: bool = True,  # False: a single-step denoiser that never sees t
         dropout: float = 0.0,
         groups: int = 8,  # GroupNorm groups (reduced to gcd with the width)
+        text_dim: int = 0,  # 0: no text; else the width of the prompt token embeddings (384 for MiniLM)
+        cross_attention_levels: tuple[int, ...] = (),  # levels where pixels attend to the prompt (text only)
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         attention_levels = tuple(int(i) for i in attention_levels)
+        cross_attention_levels = tuple(int(i) for i in cross_attention_levels)
         if image_size % 2 ** (len(channels) - 1):
             raise UserError(f"image_size {image_size} is not divisible by 2**{len(channels) - 1}; use fewer levels")
-        if blocks_per_level < 1 or not channels or any(i >= len(channels) for i in attention_levels):
-            raise UserError(f"bad U-Net shape: channels={channels}, attention_levels={attention_levels}")
+        if blocks_per_level < 1 or not channels or any(i >= len(channels) for i in attention_levels + cross_attention_levels):
+            raise UserError(f"bad U-Net shape: channels={channels}, attention_levels={attention_levels}, "
+                            f"cross_attention_levels={cross_attention_levels}")
+        if text_dim and num_classes:
+            raise UserError("a U-Net is conditioned on classes or on text, not both; fix: num_classes=0 with text_dim")
         self.config = dict(
             in_channels=in_channels, image_size=image_size, channels=list(channels),
             blocks_per_level=blocks_per_level, attention_levels=list(attention_levels),
             num_classes=num_classes, time_conditioning=time_conditioning, dropout=dropout, groups=groups,
+            text_dim=text_dim, cross_attention_levels=list(cross_attention_levels),
         )
-        self.num_classes = num_classes
-        emb_dim = 4 * channels[0] if (time_conditioning or num_classes) else 0
+        self.num_classes, self.text_dim = num_classes, text_dim
+        emb_dim = 4 * channels[0] if (time_conditioning or num_classes or text_dim) else 0
         self.time_mlp = (
             nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
             if time_conditioning else None
         )
         self.class_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        if text_dim:
+            self.context_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, emb_dim))
+            self.null_token = nn.Parameter(torch.zeros(1, 1, emb_dim))  # always attendable: the empty prompt's token
+            self.null_pooled = nn.Parameter(torch.zeros(1, emb_dim))  # the empty prompt's FiLM input
+            self.text_film = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        cross = dict(context_dim=emb_dim, groups=groups)
         block = dict(emb_dim=emb_dim, groups=groups, dropout=dropout)
 
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
@@ -67,6 +86,9 @@ class UNet(nn.Module):
             self.down.append(stage)
         self.downsample = nn.ModuleList(Downsample(c, c) for c in channels[:-1])
         self.down_attn = nn.ModuleDict({str(i): SelfAttention(channels[i], groups=groups) for i in attention_levels})
+        xlevels = cross_attention_levels if text_dim else ()
+        self.down_xattn = nn.ModuleDict({str(i): CrossAttention(channels[i], **cross) for i in xlevels})
+        self.mid_xattn = CrossAttention(channels[-1], **cross) if text_dim else None
 
         self.mid1 = ResBlock(c_prev, c_prev, **block)
         self.mid_attn = SelfAttention(c_prev, groups=groups) if attention_levels else nn.Identity()
@@ -81,43 +103,76 @@ class UNet(nn.Module):
             self.up.append(stage)
         self.upsample = nn.ModuleList(Upsample(c, c) for c in reversed(channels[1:]))
         self.up_attn = nn.ModuleDict({str(i): SelfAttention(channels[i], groups=groups) for i in attention_levels})
+        self.up_xattn = nn.ModuleDict({str(i): CrossAttention(channels[i], **cross) for i in xlevels})
 
         self.norm_out = group_norm(channels[0], groups)
         self.conv_out = nn.Conv2d(channels[0], in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def embed(self, t: torch.Tensor | None, cond: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
-        """Time embedding plus class embedding (null class when `cond` is None): `(B, emb_dim)`."""
-        emb = None
+    def embed(self, t: torch.Tensor | None, cond: torch.Tensor | None, batch: int, device):
+        """`(emb, context)`: time + class/text embedding `(B, emb_dim)`, and for text models the tokens to
+        attend to with their mask, `((B, 1 + L, emb_dim), (B, 1 + L))`, else None."""
+        emb, context = None, None
         if self.time_mlp is not None:
             emb = self.time_mlp(sinusoidal_embedding(t, self.conv_in.out_channels))
         if self.class_emb is not None:
             if cond is None:
                 cond = torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
-            c = self.class_emb(cond)
-            emb = c if emb is None else emb + c
-        return emb
+            emb = _add(emb, self.class_emb(cond))
+        if self.text_dim:
+            pooled, context = self.text_context(cond, batch, device)
+            emb = _add(emb, self.text_film(pooled))
+        return emb, context
+
+    def text_context(self, cond: torch.Tensor | None, batch: int, device):
+        """Pooled text `(B, E)` and `(tokens (B, 1 + L, E), mask (B, 1 + L))`, the learned null token first."""
+        if cond is None:
+            cond = torch.zeros(batch, 1, self.text_dim, device=device)
+        if not cond.is_floating_point() or cond.ndim != 3 or cond.shape[-1] != self.text_dim:
+            raise UserError(f"this U-Net is conditioned on text: cond must be prompt token embeddings "
+                            f"(B, L, {self.text_dim}), got {cond.dtype} {tuple(cond.shape)}; fix: pass prompts, not labels")
+        mask = cond.abs().amax(-1) > 0  # (B, L): padding and the empty prompt are all-zero rows
+        tokens = self.context_proj(cond)  # (B, L, E)
+        present = mask.any(1, keepdim=True)  # (B, 1)
+        mean = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (B, E)
+        pooled = torch.where(present, mean, self.null_pooled)
+        null = self.null_token.expand(cond.shape[0], 1, -1)
+        keep = torch.cat([torch.ones_like(present), mask], 1)  # (B, 1 + L)
+        return pooled, (torch.cat([null, tokens], 1), keep)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.embed(t, cond, x.shape[0], x.device)  # (B, emb_dim)
+        emb, context = self.embed(t, cond, x.shape[0], x.device)  # (B, emb_dim), text tokens or None
         h = self.conv_in(x)  # (B, c0, H, W)
         skips = []
         for level, stage in enumerate(self.down):
             for blk in stage:
-                h = blk(h, emb)
-                if str(level) in self.down_attn:
-                    h = self.down_attn[str(level)](h)
+                h = self._attend(blk(h, emb), level, self.down_attn, self.down_xattn, context)
                 skips.append(h)
             if level < len(self.downsample):
                 h = self.downsample[level](h)  # (B, c, H/2, W/2)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = self.mid_attn(self.mid1(h, emb))
+        if self.mid_xattn is not None:
+            h = self.mid_xattn(h, *context)
+        h = self.mid2(h, emb)
         for i, stage in enumerate(self.up):
             level = len(self.up) - 1 - i
             for blk in stage:
                 h = blk(torch.cat([h, skips.pop()], dim=1), emb)
-                if str(level) in self.up_attn:
-                    h = self.up_attn[str(level)](h)
+                h = self._attend(h, level, self.up_attn, self.up_xattn, context)
             if i < len(self.upsample):
                 h = self.upsample[i](h)  # (B, c, 2H, 2W)
         return self.conv_out(torch.nn.functional.silu(self.norm_out(h)))  # (B, C, H, W)
+
+    @staticmethod
+    def _attend(h, level: int, self_attn: nn.ModuleDict, cross_attn: nn.ModuleDict, context) -> torch.Tensor:
+        key = str(level)
+        if key in self_attn:
+            h = self_attn[key](h)
+        if key in cross_attn:
+            h = cross_attn[key](h, *context)
+        return h
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
+    return b if a is None else a + b

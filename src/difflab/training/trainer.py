@@ -21,6 +21,7 @@ from difflab.errors import UserError
 from difflab.nn.unet import UNet
 from difflab.training import checkpoint as ckpt
 from difflab.training import rngstate
+from difflab.training.conditioning import TextConditioning, make_conditioning
 from difflab.training.config import DENOISE, TrainConfig
 from difflab.training.faults import Faults
 from difflab.training.ema import EMA
@@ -47,12 +48,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int) -> UNet:
+def build_model(config: TrainConfig, image_shape: tuple[int, int, int], num_classes: int, *, text_dim: int = 0) -> UNet:
+    """The run's U-Net; `text_dim` > 0 makes it text-conditional (cross-attention) instead of class-conditional."""
     channels, size, _ = image_shape
+    text = config.conditional and config.conditioning == "text"
+    cross = config.cross_attention_levels
     return UNet(
         in_channels=channels, image_size=size, channels=config.channels, blocks_per_level=config.blocks_per_level,
-        attention_levels=config.attention_levels, num_classes=num_classes if config.conditional else 0,
+        attention_levels=config.attention_levels, num_classes=num_classes if config.conditional and not text else 0,
         dropout=config.dropout, time_conditioning=config.objective != DENOISE,  # the denoiser never sees t
+        text_dim=text_dim if text else 0,
+        cross_attention_levels=((len(config.channels) - 1,) if cross is None else cross) if text else (),
     )
 
 
@@ -69,8 +75,11 @@ class Trainer:
         c, h, w = self.data.image_shape
         if h != w:
             raise UserError(f"{config.dataset}: images must be square, got {h}x{w}; fix: --image-size N")
+        self.conditioning = make_conditioning(config.conditioning, self.data, conditional=config.conditional,
+                                              encoder=config.text_encoder, device=self.device)
         torch.manual_seed(config.seed)
-        self.model = build_model(config, self.data.image_shape, self.data.num_classes).to(self.device)
+        self.model = build_model(config, self.data.image_shape, self.data.num_classes,
+                                 text_dim=getattr(self.conditioning, "text_dim", 0)).to(self.device)
         self.ema = EMA(self.model, config.ema_decay)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
@@ -78,7 +87,6 @@ class Trainer:
         self.alphas_cumprod = NoiseSchedule(config.schedule, config.num_timesteps).alphas_cumprod.to(self.device)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.images = self.data.images.to(self.device)  # (N, C, H, W), resident: batches are gathers
-        self.labels = self.data.labels.to(self.device)
         self.order = torch.randperm(len(self.data), generator=self.generator)
         self.step, self.position, self.seen, self.elapsed, self.bad_steps = 0, 0, 0, 0.0, 0
         self.skipped_steps = 0  # non-finite steps skipped over the whole run (saved in the state)
@@ -110,31 +118,32 @@ class Trainer:
 
     # --- one optimisation step -----------------------------------------------------------------
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images `(B, C, H, W)` and their dataset indices `(B,)` (CPU): the conditioning looks them up."""
         if self.position + self.config.batch_size > len(self.order):
             self.order = torch.randperm(len(self.data), generator=self.generator)
             self.position = 0
-        idx = self.order[self.position : self.position + self.config.batch_size].to(self.device)
+        idx = self.order[self.position : self.position + self.config.batch_size]
         self.position += len(idx)
         self.seen += len(idx)
-        return self.images[idx], self.labels[idx]
+        return self.images[idx.to(self.device)], idx
 
-    def loss(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, x0: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         c, g, b = self.config, self.generator, x0.shape[0]
         if c.objective == DENOISE:
-            return self.denoise_loss(x0, labels)
+            return self.denoise_loss(x0)
         t = torch.randint(0, c.num_timesteps, (b,), generator=g).to(self.device)
         noise = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, H, W)
-        drop = (torch.rand(b, generator=g) < c.cond_dropout).to(self.device)
-        cond = torch.where(drop, torch.full_like(labels, self.data.num_classes), labels) if c.conditional else None
+        drop = torch.rand(b, generator=g) < c.cond_dropout  # (B,) CFG: these see the null branch
+        cond = self.conditioning.batch(idx, drop, g) if self.conditioning else None
         prediction = self.model(q_sample(x0, t, noise, self.alphas_cumprod), t, cond)
         return F.mse_loss(prediction, target(c.objective, x0, noise, t, self.alphas_cumprod))
 
-    def denoise_loss(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def denoise_loss(self, x0: torch.Tensor) -> torch.Tensor:
         """The single-step denoiser: L2 between D(x + sigma*eps) and x, one fixed sigma, t unused."""
         c, g = self.config, self.generator
         noise = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, H, W)
         t = torch.zeros(x0.shape[0], dtype=torch.long, device=self.device)  # ignored by the model
-        cond = torch.full_like(labels, self.data.num_classes) if c.conditional else None  # null class: unconditional
+        cond = self.conditioning.null(x0.shape[0]) if self.conditioning else None  # null branch: unconditional
         return F.mse_loss(self.model(x0 + c.sigma * noise, t, cond), x0)
 
     def train_step(self) -> float:
@@ -211,6 +220,8 @@ class Trainer:
         (self.run_dir / "metrics.jsonl").write_text("")
         meta = {"class_names": list(self.data.class_names), "image_shape": list(self.data.image_shape),
                 "model": self.model.config}
+        if isinstance(self.conditioning, TextConditioning):  # what `--label k` means for a text model
+            meta.update(text_encoder=self.config.text_encoder, class_prompts=self.conditioning.class_prompts(self.data))
         ckpt.atomic_write_text(self.run_dir / "model.json", json.dumps(meta, indent=2))
 
     def _log(self, loss: float, images_per_s: float) -> None:
@@ -227,8 +238,13 @@ class Trainer:
 
             self.grids_written += 1
             path = write_class_grid(self.ema.model, self.config, self.data.num_classes,
-                                    self.run_dir / "samples" / f"step_{self.step:06d}.png")
+                                    self.run_dir / "samples" / f"step_{self.step:06d}.png",
+                                    class_prompts=self._class_prompts())
             self.tracker.log_image("samples", self.step, path)
+
+    def _class_prompts(self) -> list[list[str]] | None:
+        text = isinstance(self.conditioning, TextConditioning)
+        return self.conditioning.class_prompts(self.data) if text else None
 
     def save(self) -> None:
         """The resumable snapshot (atomic, self-consistent), then the user-facing weights.

@@ -1,0 +1,128 @@
+"""Does a text model draw what a prompt names? Judge accuracy per prompt, trained wordings vs unseen ones.
+
+    result = evaluate_prompts(run, per_prompt=100, guidance=3)
+    result["sets"]["trained"]["accuracy"], result["sets"]["unseen"]["accuracy"]
+
+- "trained": the captions the run was trained with (`model.json` class_prompts);
+- "unseen": paraphrases no training caption uses ("an image of the numeral seven", "7 written by hand", ...):
+  if these score like the trained ones, the model follows the encoder's meaning, not memorised strings.
+- CLIP score (torchmetrics) of every image against its prompt, only when local CLIP weights are given;
+  otherwise the result says why it was skipped. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from difflab.errors import UserError
+from difflab.text.captions import paraphrases
+
+
+def prompt_sets(run) -> dict[str, list[tuple[str, int]]]:
+    """`{"trained": [(prompt, class id), ...], "unseen": [...]}` for a text run trained on class captions."""
+    if not getattr(run, "is_text", False) or not run.class_prompts:
+        raise UserError(f"{run.path} is not a text-conditional run trained on class captions; fix: train with "
+                        "--conditioning text on a labelled dataset, or evaluate without --prompts")
+    trained = [(p, c) for c, prompts in enumerate(run.class_prompts) for p in prompts]
+    known = {p for p, _ in trained}
+    unseen = [(p, c) for c, prompts in enumerate(paraphrases(run.class_names)) for p in prompts if p not in known]
+    return {"trained": trained, "unseen": unseen}
+
+
+def evaluate_prompts(run, *, per_prompt: int = 100, seed: int = 0, clip_weights: str | Path | None = None,
+                     **settings) -> dict:
+    """Judge accuracy and confidence of `per_prompt` samples for every prompt of each set."""
+    from difflab.evaluation import judge_samples, load_judge
+
+    if per_prompt < 1:
+        raise UserError(f"--per-prompt must be at least 1, got {per_prompt}")
+    sets = prompt_sets(run)  # refuses a run without text before any work
+    judge = load_judge(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
+    s = run.settings(**settings)
+    result = {"per_prompt": per_prompt, "seed": seed, "solver": s.solver, "steps": s.steps, "guidance": s.guidance,
+              "sets": {}}
+    clip = _clip_scorer(clip_weights)
+    for name, pairs in sets.items():
+        started = time.monotonic()
+        prompts = [p for p, _ in pairs for _ in range(per_prompt)]
+        labels = torch.tensor([c for _, c in pairs]).repeat_interleave(per_prompt)  # (P * per_prompt,)
+        images = run.sample(prompts=prompts, seed=seed, **settings)  # (P * per_prompt, C, H, W)
+        with torch.no_grad():
+            correct = (judge.probabilities(images).argmax(1) == labels).float().reshape(len(pairs), per_prompt)
+        rows = [{"prompt": p, "label": c, "accuracy": float(a)} for (p, c), a in zip(pairs, correct.mean(1))]
+        summary = judge_samples(judge, images, labels)
+        result["sets"][name] = {"accuracy": summary["accuracy"], "mean_confidence": summary["mean_confidence"],
+                                "prompts": len(pairs), "per_prompt_accuracy": rows,
+                                "seconds": round(time.monotonic() - started, 1)}
+        if clip is not None:
+            result["sets"][name]["clip_score"] = clip(images, prompts)
+    if clip is None:
+        result["clip_skipped"] = ("CLIP score skipped: no local CLIP weights; give --clip-weights PATH (a folder "
+                                  "saved with transformers' CLIPModel.save_pretrained) to compute it")
+    return result
+
+
+def _clip_scorer(weights: str | Path | None):
+    """`score(images, prompts) -> float` through torchmetrics' CLIPScore on local weights, or None."""
+    if weights is None:
+        return None
+    folder = Path(weights).expanduser()
+    if not (folder / "config.json").is_file():
+        raise UserError(f"--clip-weights {folder}: no config.json there; fix: a folder saved with "
+                        "transformers' CLIPModel.save_pretrained (model, tokenizer and image processor)")
+    try:
+        from torchmetrics.multimodal.clip_score import CLIPScore
+    except ImportError:
+        raise UserError("CLIP score needs torchmetrics and transformers; fix: pip install torchmetrics 'difflab[text]'") from None
+    def local_clip():  # torchmetrics takes a loader callable for weights it does not know by name
+        import transformers
+
+        return (_FeatureTensors(transformers.CLIPModel.from_pretrained(folder, local_files_only=True).eval()),
+                transformers.CLIPProcessor.from_pretrained(folder, local_files_only=True))
+
+    try:
+        metric = CLIPScore(model_name_or_path=local_clip)
+    except (OSError, ValueError, TypeError) as err:
+        raise UserError(f"cannot load CLIP from {folder} ({str(err).splitlines()[0]}); fix: point --clip-weights at "
+                        "intact CLIP weights") from None
+
+    def score(images: torch.Tensor, prompts: list[str]) -> float:
+        pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (N, C, H, W)
+        if pixels.shape[1] == 1:
+            pixels = pixels.expand(-1, 3, -1, -1)  # CLIP reads RGB
+        metric.reset()
+        for part, texts in zip(pixels.split(256), _chunks(prompts, 256)):
+            metric.update(part, texts)
+        return float(metric.compute())
+
+    return score
+
+
+class _FeatureTensors(torch.nn.Module):
+    """CLIPModel whose get_*_features return tensors: transformers 5 returns output objects, which
+    torchmetrics' CLIPScore (1.9) cannot normalise."""
+
+    def __init__(self, clip) -> None:
+        super().__init__()
+        self.clip, self.config = clip, clip.config
+
+    def get_image_features(self, *args, **kwargs) -> torch.Tensor:
+        return _tensor(self.clip.get_image_features(*args, **kwargs))
+
+    def get_text_features(self, *args, **kwargs) -> torch.Tensor:
+        return _tensor(self.clip.get_text_features(*args, **kwargs))
+
+
+def _tensor(out) -> torch.Tensor:
+    return out if torch.is_tensor(out) else out.pooler_output  # (N, projection_dim)
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+__all__ = ["evaluate_prompts", "prompt_sets"]
