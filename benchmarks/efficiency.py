@@ -11,7 +11,7 @@
    (q_sample, CFG dropout, clipping, EMA, loss read) is timed too, to show the loop's own overhead.
 2. torch.profiler: the ops with the most self CPU time in training steps, as % of step time, and the
    same grouped by layer kind (convolution, group norm, SiLU, element-wise, optimizer, ...).
-3. Levers, each as steps/s and its ratio to the baseline (batch 64, 2 threads, contiguous, AdamW
+3. Levers, each as steps/s and its ratio to the baseline (and, as costs, the Trainer's clipping and EMA) (batch 64, 2 threads, contiguous, AdamW
    foreach, eager, fp32 matmul precision "highest"), measured interleaved in the same run.
 A step is one bare AdamW step on random 28x28 inputs unless said otherwise; rates are medians.
 """
@@ -54,9 +54,14 @@ def inputs(batch: int, channels_last: bool = False):
     return x, torch.randint(0, 1000, (batch,), generator=g), torch.randint(0, 11, (batch,), generator=g)
 
 
-def make_step(model: torch.nn.Module, batch: int, *, fused: bool = False, channels_last: bool = False) -> Step:
-    """One bare training step: forward, MSE, backward, AdamW (foreach, or fused)."""
+def make_step(model: torch.nn.Module, batch: int, *, fused: bool = False, channels_last: bool = False,
+              clip: bool = False, ema: bool = False) -> Step:
+    """One bare training step: forward, MSE, backward, AdamW (foreach, or fused); optionally the
+    Trainer's gradient clipping (norm 1.0) and EMA update, to price them."""
+    from difflab.training.ema import EMA
+
     model.train()
+    averaged = EMA(model) if ema else None
     if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if fused else {"foreach": True}))
@@ -68,8 +73,14 @@ def make_step(model: torch.nn.Module, batch: int, *, fused: bool = False, channe
         with record_function("phase: backward"):
             opt.zero_grad(set_to_none=True)
             loss.backward()
+        if clip:
+            with record_function("phase: clip_grad_norm_"):
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         with record_function("phase: optimizer (AdamW)"):
             opt.step()
+        if averaged is not None:
+            with record_function("phase: EMA update"):
+                averaged.update(model)
 
     return step
 
@@ -102,8 +113,8 @@ def rate(step: Step, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def interleaved(variants: dict[str, dict], repeats: int, steps: int) -> dict[str, float]:
-    """Median steps/s of each variant, round-robin so contention hits all alike.
+def interleaved(variants: dict[str, dict], repeats: int, steps: int) -> dict[str, list[float]]:
+    """Steps/s of each burst of each variant (take the median), round-robin so contention hits all alike.
 
     A variant is {"step": Step, "threads": int, "precision": str}; globals are set before each burst."""
     rates = {k: [] for k in variants}
@@ -114,7 +125,7 @@ def interleaved(variants: dict[str, dict], repeats: int, steps: int) -> dict[str
             configure(v)
             rates[name].append(rate(v["step"], steps))
     configure({})
-    return {k: statistics.median(r) for k, r in rates.items()}
+    return rates
 
 
 def configure(variant: dict) -> None:
@@ -141,7 +152,7 @@ def fraction_table(mm: float, repeats: int, steps: int, tmp: str) -> float:
     flops = [step_flops(make(), b) for _, make, b in rows]
     variants = {i: {"step": make_step(make(), b)} for i, (_, make, b) in enumerate(rows)}
     variants["trainer"] = {"step": trainer_step(tmp)}
-    rates = interleaved(variants, repeats, steps)
+    rates = {k: statistics.median(r) for k, r in interleaved(variants, repeats, steps).items()}
     print(f"\nfp32 matmul (2048^2 torch.mm, median of 7): {mm / 1e9:.1f} GFLOP/s, {BASE_THREADS} threads")
     print("| model | batch | GFLOP/step (fwd+bwd) | steps/s | img/s | GFLOP/s | % of matmul rate |")
     print("|---|---|---|---|---|---|---|")
@@ -176,7 +187,7 @@ def profile_table(step: Step, steps: int, top: int) -> None:
     phases = [e for e in averages if e.key.startswith("phase: ")]
     events = sorted((e for e in averages if not e.key.startswith("phase: ")), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events)  # us, over all steps
-    print(f"\nprofile: default UNet, batch 64, {steps} steps, {1e3 * per_step:.1f} ms/step under the profiler")
+    print(f"\nprofile: default UNet, batch 64, bare step + clipping + EMA (as the Trainer), {steps} steps, {1e3 * per_step:.1f} ms/step under the profiler")
     print("| op | calls/step | self CPU ms/step | % of step |")
     print("|---|---|---|---|")
     for e in events[:top]:
@@ -197,6 +208,9 @@ def profile_table(step: Step, steps: int, top: int) -> None:
 def compiled_step(batch: int) -> tuple[Step | None, str]:
     """torch.compile (inductor) of the default model; returns (step, note with the compile time)."""
     try:
+        import torch._inductor.config
+
+        torch._inductor.config.compile_threads = 1  # no worker pool left running to disturb the timings
         model = torch.compile(default_model())
         step = make_step(model, batch)
         start = time.perf_counter()
@@ -214,6 +228,8 @@ def levers(repeats: int, steps: int, use_compile: bool) -> None:
         "AdamW fused=True": {"step": make_step(default_model(), 64, fused=True)},
         "1 thread": {"step": make_step(default_model(), 64), "threads": 1},
         "batch 128": {"step": make_step(default_model(), 128), "batch": 128},
+        "+ clip_grad_norm_ (as the Trainer)": {"step": make_step(default_model(), 64, clip=True)},
+        "+ clip_grad_norm_ + EMA (as the Trainer)": {"step": make_step(default_model(), 64, clip=True, ema=True)},
         "fp32 matmul precision 'high'": {"step": make_step(default_model(), 64), "precision": "high"},
         "fp32 matmul precision 'medium'": {"step": make_step(default_model(), 64), "precision": "medium"},
     }
@@ -222,14 +238,17 @@ def levers(repeats: int, steps: int, use_compile: bool) -> None:
         step, note = compiled_step(64)
         if step is not None:
             variants["torch.compile (inductor)"] = {"step": step}
-    rates = interleaved(variants, repeats, steps)
+    bursts = interleaved(variants, repeats, steps)
+    rates = {k: statistics.median(r) for k, r in bursts.items()}
     base = rates[next(iter(variants))] * 64
     print(f"\nlevers: default UNet, {BASE_THREADS} threads unless said, median of {repeats} x {steps} steps, interleaved")
-    print("| lever | steps/s | img/s | img/s vs baseline | verdict |\n|---|---|---|---|---|")
+    print("| lever | steps/s | img/s | img/s vs baseline | verdict | burst range img/s |\n|---|---|---|---|---|---|")
     for name, v in variants.items():
         ips = rates[name] * v.get("batch", 64)
         verdict = "pays" if ips >= 1.05 * base else ("loses" if ips <= 0.95 * base else "within 5%")
-        print(f"| {name} | {rates[name]:.2f} | {ips:.0f} | {ips / base:.2f}x | {verdict} |")
+        verdict = f"a cost, not a lever: {100 * (1 - ips / base):+.0f}% time" if name.startswith("+") else verdict
+        lo, hi = (min(bursts[name]) * v.get("batch", 64), max(bursts[name]) * v.get("batch", 64))
+        print(f"| {name} | {rates[name]:.2f} | {ips:.0f} | {ips / base:.2f}x | {verdict} | {lo:.0f}-{hi:.0f} |")
     print(f"torch.compile: {note}")
 
 
@@ -247,7 +266,7 @@ def main() -> None:
           f"{torch.backends.cpu.get_cpu_capability()}, {BASE_THREADS} threads")
     with tempfile.TemporaryDirectory() as tmp:
         fraction_table(matmul_rate(), args.repeats, args.steps, tmp)
-    profile_table(make_step(default_model(), 64), args.profile_steps, args.top)
+    profile_table(make_step(default_model(), 64, clip=True, ema=True), args.profile_steps, args.top)
     levers(args.repeats, args.steps, not args.no_compile)
 
 
