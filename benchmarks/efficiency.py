@@ -13,6 +13,7 @@
    same grouped by layer kind (convolution, group norm, SiLU, element-wise, optimizer, ...).
 3. Levers, each as steps/s and its ratio to the baseline (and, as costs, the Trainer's clipping and EMA) (batch 64, 2 threads, contiguous, AdamW
    foreach, eager, fp32 matmul precision "highest"), measured interleaved in the same run.
+4. Process settings (OpenMP threads and wait policy), each in fresh child processes.
 A step is one bare AdamW step on random 28x28 inputs unless said otherwise; rates are medians.
 """
 
@@ -252,6 +253,35 @@ def levers(repeats: int, steps: int, use_compile: bool) -> None:
     print(f"torch.compile: {note}")
 
 
+ENVIRONMENTS = {"default (2 OpenMP threads, spin-waiting)": {}, "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1"},
+                "OMP_WAIT_POLICY=PASSIVE (2 threads)": {"OMP_WAIT_POLICY": "PASSIVE"}}
+
+
+def environment_levers(repeats: int, steps: int) -> None:
+    """OpenMP settings take effect only at process start: each burst is a fresh child process
+    (img/s over `steps` bare steps after 2 warm-up steps), round-robin over the settings."""
+    import os
+    import subprocess
+
+    rates = {k: [] for k in ENVIRONMENTS}
+    for _ in range(repeats):
+        for name, env in ENVIRONMENTS.items():
+            out = subprocess.run([sys.executable, __file__, "--child-rate", str(steps)], env={**os.environ, **env},
+                                 capture_output=True, text=True, check=True).stdout
+            rates[name].append(float(out.split()[-1]))
+    base = statistics.median(rates[next(iter(ENVIRONMENTS))])
+    print(f"\nprocess settings: default UNet, batch 64, median of {repeats} child processes x {steps} steps")
+    print("| setting | img/s | vs default | burst range img/s |\n|---|---|---|---|")
+    for name, r in rates.items():
+        print(f"| {name} | {statistics.median(r):.0f} | {statistics.median(r) / base:.2f}x | {min(r):.0f}-{max(r):.0f} |")
+
+
+def child_rate(steps: int) -> None:
+    step = make_step(default_model(), 64)
+    step(), step()
+    print(f"img/s {64 * rate(step, steps):.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7, help="interleaved bursts per variant (median taken)")
@@ -259,7 +289,10 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=15, help="ops listed in the profile table")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it takes minutes)")
+    parser.add_argument("--child-rate", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_rate:
+        return child_rate(args.child_rate)
     import tempfile
 
     print(f"python {' '.join(sys.argv)}\ntorch {torch.__version__}, CPU capability "
@@ -268,6 +301,7 @@ def main() -> None:
         fraction_table(matmul_rate(), args.repeats, args.steps, tmp)
     profile_table(make_step(default_model(), 64, clip=True, ema=True), args.profile_steps, args.top)
     levers(args.repeats, args.steps, not args.no_compile)
+    environment_levers(max(3, args.repeats // 2), 3 * args.steps)
 
 
 if __name__ == "__main__":
