@@ -11,8 +11,9 @@
    (q_sample, CFG dropout, clipping, EMA, loss read) is timed too, to show the loop's own overhead.
 2. torch.profiler: the ops with the most self CPU time in training steps, as % of step time, and the
    same grouped by layer kind (convolution, group norm, SiLU, element-wise, optimizer, ...).
-3. Levers, each as steps/s and its ratio to the baseline (and, as costs, the Trainer's clipping and EMA) (batch 64, 2 threads, contiguous, AdamW
-   foreach, eager, fp32 matmul precision "highest"), measured interleaved in the same run.
+3. Levers, each as steps/s and its ratio to the baseline (batch 64, 2 threads, contiguous, AdamW
+   foreach, eager, fp32 matmul precision "highest"), measured interleaved in the same run; the
+   Trainer's gradient clipping and EMA update are priced the same way, as costs.
 4. Process settings (OpenMP threads and wait policy), each in fresh child processes.
 A step is one bare AdamW step on random 28x28 inputs unless said otherwise; rates are medians.
 """
@@ -188,11 +189,13 @@ def profile_table(step: Step, steps: int, top: int) -> None:
     phases = [e for e in averages if e.key.startswith("phase: ")]
     events = sorted((e for e in averages if not e.key.startswith("phase: ")), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events)  # us, over all steps
-    print(f"\nprofile: default UNet, batch 64, bare step + clipping + EMA (as the Trainer), {steps} steps, {1e3 * per_step:.1f} ms/step under the profiler")
+    print(f"\nprofile: default UNet, batch 64, bare step + clipping + EMA (as the Trainer), {steps} steps, "
+          f"{1e3 * per_step:.1f} ms/step under the profiler")
     print("| op | calls/step | self CPU ms/step | % of step |")
     print("|---|---|---|---|")
     for e in events[:top]:
-        print(f"| {e.key} | {e.count / steps:.0f} | {e.self_cpu_time_total / 1e3 / steps:.2f} | {100 * e.self_cpu_time_total / total:.1f}% |")
+        ms, share = e.self_cpu_time_total / 1e3 / steps, 100 * e.self_cpu_time_total / total
+        print(f"| {e.key} | {e.count / steps:.0f} | {ms:.2f} | {share:.1f}% |")
     print("| phase (inclusive) | ms/step | % of step |\n|---|---|---|")
     for e in phases:
         print(f"| {e.key[7:]} | {e.cpu_time_total / 1e3 / steps:.2f} | {100 * e.cpu_time_total / total:.1f}% |")

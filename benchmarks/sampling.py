@@ -44,7 +44,8 @@ def unipc_sample(run: Run, labels: torch.Tensor, steps: int, guidance: float, *,
         num_train_timesteps=c.num_timesteps, trained_betas=NoiseSchedule(c.schedule, c.num_timesteps).betas.numpy(),
         prediction_type="epsilon", timestep_spacing="trailing")  # ε̂ = our v converted: the same update as v_prediction
     estimate = model_noise_estimate(model, c.objective, run.alphas_cumprod.to(device))
-    generator, shape, chunks = torch.Generator().manual_seed(seed), (model.config["in_channels"],) + (model.config["image_size"],) * 2, []
+    shape = (model.config["in_channels"], model.config["image_size"], model.config["image_size"])  # (C, H, W)
+    generator, chunks = torch.Generator().manual_seed(seed), []
     for cond in labels.split(batch_size):
         x = torch.randn((len(cond), *shape), generator=generator).to(device)  # (B, C, H, W)
         cond = cond.to(device)

@@ -170,8 +170,9 @@ class Evaluator:
 
 
 def summarise(name: str, snapshots: list[dict], evaluator: Evaluator) -> dict:
-    row = {"line": name, "budget_wall_s": snapshots[-1]["wall_s"], "budget_cpu_s": snapshots[-1]["cpu_s"], "final_accuracy": evaluator.accuracy(len(snapshots) - 1),
-           "steps": snapshots[-1]["step"], "images": snapshots[-1]["images"]}
+    last = snapshots[-1]
+    row = {"line": name, "budget_wall_s": last["wall_s"], "budget_cpu_s": last["cpu_s"], "steps": last["step"],
+           "images": last["images"], "final_accuracy": evaluator.accuracy(len(snapshots) - 1)}
     for th in THRESHOLDS:
         i = evaluator.first_reaching(th)
         row[f"to_{th:.0%}"] = None if i is None else {k: snapshots[i][k] for k in ("wall_s", "cpu_s", "step", "images")}
