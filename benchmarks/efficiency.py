@@ -250,7 +250,7 @@ def levers(repeats: int, steps: int, use_compile: bool) -> None:
     for name, v in variants.items():
         ips = rates[name] * v.get("batch", 64)
         verdict = "pays" if ips >= 1.05 * base else ("loses" if ips <= 0.95 * base else "within 5%")
-        verdict = f"a cost, not a lever: {100 * (1 - ips / base):.0f}% fewer img/s" if name.startswith("+") else verdict
+        verdict = f"a cost, not a lever: {ips / base - 1:+.0%} img/s" if name.startswith("+") else verdict
         lo, hi = (min(bursts[name]) * v.get("batch", 64), max(bursts[name]) * v.get("batch", 64))
         print(f"| {name} | {rates[name]:.2f} | {ips:.0f} | {ips / base:.2f}x | {verdict} | {lo:.0f}-{hi:.0f} |")
     print(f"torch.compile: {note}")
