@@ -22,23 +22,7 @@ import torch
 
 from difflab.nn.unet import UNet
 from difflab.training.config import TrainConfig
-
-
-class DiffusersCourseUNet(torch.nn.Module):
-    """The HF diffusion course's class-conditioned MNIST UNet2DModel, called with our contract."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        from diffusers import UNet2DModel
-
-        self.net = UNet2DModel(
-            sample_size=28, in_channels=1, out_channels=1, layers_per_block=2, block_out_channels=(32, 64, 64),
-            down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
-            up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"), num_class_embeds=11,
-        )
-
-    def forward(self, x, t, cond):
-        return self.net(x, t, class_labels=cond).sample
+from peers import DiffusersCourseUNet  # benchmarks/peers.py (python puts the script's folder on sys.path)
 
 
 def ours() -> torch.nn.Module:
