@@ -2,7 +2,8 @@
 
     difflab train --conditioning text --steps 1150 --out runs/text --no-eval    # same budget as ...
     difflab train --steps 1150 --out runs/class --no-eval                      # ... the class-conditional peer
-    python benchmarks/text_prompts.py --text-run runs/text --class-run runs/class [--per-prompt 100] [--guidance 1,3,5]
+    python benchmarks/text_prompts.py --text-run runs/text --class-run runs/class [--per-prompt 100] [--per-class 100] \
+        [--guidance 1,3,5]
 
 For each guidance w: the text run's judge accuracy over its trained captions (5 per class) and over 10
 paraphrases per class never used in training, `per_prompt` samples each; the class run's accuracy
@@ -25,18 +26,20 @@ def main() -> None:
     parser.add_argument("--text-run", required=True)
     parser.add_argument("--class-run", required=True)
     parser.add_argument("--per-prompt", type=int, default=100)
+    parser.add_argument("--per-class", type=int, help="class-run samples per class (default: --per-prompt)")
     parser.add_argument("--guidance", default="1,3,5")
     parser.add_argument("--json", help="write every per-prompt figure here")
     args = parser.parse_args()
     text, klass = Run.load(args.text_run), Run.load(args.class_run)
     print(f"text run {args.text_run} ({_params(text)} params) vs class run {args.class_run} ({_params(klass)} params); "
-          f"{args.per_prompt} samples per prompt / per class, {text.config.solver} {text.config.sample_steps} steps")
+          f"{args.per_prompt} samples per prompt, {args.per_class or args.per_prompt} per class, "
+          f"{text.config.solver} {text.config.sample_steps} steps")
     print(f"{'w':>4} {'trained captions':>17} {'unseen paraphrases':>19} {'class-conditional':>18} {'seconds':>8}")
     rows = []
     for w in (float(v) for v in args.guidance.split(",")):
         start = time.monotonic()
         prompts = evaluate_prompts(text, per_prompt=args.per_prompt, guidance=w)
-        classes = evaluate_run(klass, n_per_class=args.per_prompt, guidance=w, name=f"bench-g{w:g}")
+        classes = evaluate_run(klass, n_per_class=args.per_class or args.per_prompt, guidance=w, name=f"bench-g{w:g}")
         sets = prompts["sets"]
         print(f"{w:4g} {100 * sets['trained']['accuracy']:16.1f}% {100 * sets['unseen']['accuracy']:18.1f}% "
               f"{100 * classes['accuracy']:17.1f}% {time.monotonic() - start:8.0f}", flush=True)
