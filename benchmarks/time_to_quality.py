@@ -81,7 +81,7 @@ def network(name: str):
     if name == "diffusers":
         from peers import DiffusersCourseUNet
 
-        trainer_module.build_model = lambda config, shape, num_classes: DiffusersCourseUNet(num_classes, shape[1], shape[0])
+        trainer_module.build_model = lambda config, shape, num_classes, **_: DiffusersCourseUNet(num_classes, shape[1], shape[0])
     try:
         yield
     finally:
