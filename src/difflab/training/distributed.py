@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.multiprocessing.spawn import ProcessException
 
 from difflab.errors import UserError
 
@@ -179,7 +180,7 @@ def launch(fn, args: tuple, processes: int) -> None:
             try:
                 while not context.join(grace_period=GRACE_SECONDS):
                     pass
-            except torch.multiprocessing.ProcessException as err:
+            except ProcessException as err:
                 message = _worker_message(Path(messages), err.error_index)
                 if message is None:
                     raise  # not a user mistake: keep torch's report with the worker's traceback
