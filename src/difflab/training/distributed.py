@@ -14,6 +14,7 @@ so the 1-process path stays bitwise what it was.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from torch.multiprocessing.spawn import ProcessException
 
 from difflab.errors import UserError
 
+START_METHOD = "forkserver"  # workers fork from a clean server that imported torch once (spawn: once per worker)
 GRACE_SECONDS = 10.0  # after one worker fails, how long the others get to exit before SIGTERM, then SIGKILL
 
 
@@ -88,8 +90,9 @@ def process_group(device: torch.device):
             raise UserError(f"process with LOCAL_RANK {local} needs GPU {local}, but this node has {gpus}; "
                             f"fix: at most {gpus} processes per node")
         torch.cuda.set_device(local)
-    elif "OMP_NUM_THREADS" not in os.environ:  # share the node's cores instead of oversubscribing them
-        torch.set_num_threads(max(1, _cpus() // _env_int("LOCAL_WORLD_SIZE", world)))
+    else:  # share the node's cores instead of oversubscribing them, unless the user said how many
+        threads = _env_int("OMP_NUM_THREADS", 0) or _cpus() // _env_int("LOCAL_WORLD_SIZE", world)
+        torch.set_num_threads(max(1, threads))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")  # env:// rendezvous
     try:
         yield
@@ -173,9 +176,11 @@ def launch(fn, args: tuple, processes: int) -> None:
 
     A worker that fails with a `UserError` writes its one line to a file and exits with code 2; that
     line is raised here, so the user sees it once (not a traceback per worker)."""
+    multiprocessing.get_context(START_METHOD).set_forkserver_preload([fn.__module__])  # imported once, not per worker
     with tempfile.TemporaryDirectory(prefix="difflab-ranks-") as messages:
-        context = torch.multiprocessing.start_processes(
-            _worker, (processes, free_port(), messages, fn, args), nprocs=processes, join=False, start_method="spawn")
+        job = (processes, free_port(), messages, dict(os.environ), fn, args)
+        context = torch.multiprocessing.start_processes(_worker, job, nprocs=processes, join=False,
+                                                         start_method=START_METHOD)
         with _forward_signals(context.pids()):
             try:
                 while not context.join(grace_period=GRACE_SECONDS):
@@ -187,7 +192,9 @@ def launch(fn, args: tuple, processes: int) -> None:
                 raise UserError(message) from None
 
 
-def _worker(index: int, world: int, port: int, messages: str, fn, args: tuple) -> None:
+def _worker(index: int, world: int, port: int, messages: str, environ: dict, fn, args: tuple) -> None:
+    os.environ.clear()
+    os.environ.update(environ)  # the caller's, now: a forkserver's environment is from when it started
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
