@@ -227,10 +227,10 @@ class Trainer:
         ckpt.atomic_write_text(self.run_dir / "model.json", json.dumps(meta, indent=2))
 
     def _log(self, loss: float, images_per_s: float) -> None:
-        row = {"step": self.step, "loss": round(loss, 6), "lr": self.learning_rate(),
-               "images_per_s": round(images_per_s, 1), "elapsed": round(self.elapsed, 2), "epoch": round(self.seen / len(self.data), 3)}
         if not distributed.is_main():  # only rank 0 writes (its loss is already the mean over ranks)
             return
+        row = {"step": self.step, "loss": round(loss, 6), "lr": self.learning_rate(),
+               "images_per_s": round(images_per_s, 1), "elapsed": round(self.elapsed, 2), "epoch": round(self.seen / len(self.data), 3)}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         self.tracker.log_scalars(self.step, {k: v for k, v in row.items() if k != "step"})
