@@ -48,7 +48,8 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
 
     `allow_rng_reset` lets a snapshot without RNG state resume (not bitwise exact). `processes` > 1
     trains on that many local workers (torch.distributed, DDP; `batch_size` stays the global batch).
-    Under torchrun the environment sets the number; there rank 0 returns the Run, the others None."""
+    Under torchrun the environment sets the number; there rank 0 returns the Run, the others None.
+    Workers start as `multiprocessing` starts them: a calling script needs `if __name__ == "__main__":`."""
     if resume is not None:
         run_dir = Path(resume)
         if not run_dir.is_dir():

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +159,33 @@ def test_a_batch_that_does_not_split_is_one_line_exit_2(tmp_path):
         "difflab: error: --batch-size 16 (the global batch) does not split evenly over 3 processes; "
         "fix: --batch-size 18 or another multiple of 3"]
     assert not (tmp_path / "run").exists()
+
+
+def test_an_error_in_a_worker_is_one_line_exit_2(runs, tmp_path):
+    """Rank 0 finds no snapshot while rank 1 waits for it: the user sees rank 0's line, once."""
+    shutil.copytree(runs / "two", tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "state")
+    result = subprocess.run([sys.executable, "-m", "difflab", "train", "--resume", str(tmp_path / "run"),
+                             "--processes", "2", "--no-progress", "--no-eval"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"difflab: error: {tmp_path / 'run'} has no resumable state (state/trainer.json); fix: start a new run"]
+
+
+def test_sigterm_to_the_launcher_stops_every_worker_at_one_step_and_saves(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "difflab", "train", "--processes", "2", "--out", str(run),
+                             "--steps", "100000", "--channels", "8,16", "--batch-size", "16", "--log-every", "1",
+                             "--num-sample-grids", "0", "--no-progress", "--no-eval"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").read_text().count("\n") < 3:
+        assert time.monotonic() < deadline and proc.poll() is None, "no training steps seen"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and err.startswith("difflab: error: stopped by SIGTERM") and err.count("\n") == 1, err
+    logged = losses(run)
+    assert ckpt.read_json(run / "state" / "trainer.json")["step"] == max(logged) >= 3  # every step done was saved
 
 
 def test_shard_takes_this_ranks_rows(monkeypatch):
