@@ -135,9 +135,9 @@ def test_rank0_write_hook_fails_other_ranks(tmp_path, monkeypatch):
 def test_stop_on_one_rank_stops_all_then_resume_with_2_and_with_1_process(runs, config, tmp_path, monkeypatch):
     """A stop seen by rank 1 alone stops both ranks at step 10; resuming (with 2 or 1 processes) finishes
     the run as if it had never stopped."""
+    monkeypatch.setenv("DIFFLAB_TEST_RANK0_WRITES", "1")  # for the stopped and the resumed run
     with monkeypatch.context() as mp:
         mp.setenv("DIFFLAB_TEST_STOP", "10:1")
-        mp.setenv("DIFFLAB_TEST_RANK0_WRITES", "1")
         with pytest.raises(UserError, match="stopped by SIGTERM at step 10; state saved"):
             difflab.train(config, out=tmp_path / "two", processes=2, progress=False, evaluate=False)
     assert ckpt.read_json(tmp_path / "two" / "state" / "trainer.json")["step"] == 10
