@@ -161,15 +161,14 @@ def test_a_batch_that_does_not_split_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_an_error_in_a_worker_is_one_line_exit_2(runs, tmp_path):
-    """Rank 0 finds no snapshot while rank 1 waits for it: the user sees rank 0's line, once."""
+def test_an_error_in_a_worker_reaches_the_caller_as_its_user_error(runs, tmp_path):
+    """Rank 0 finds no snapshot while rank 1 waits for it: the caller gets rank 0's UserError (the CLI
+    prints it as one line, exit 2), not torch's report of a failed child process."""
     shutil.copytree(runs / "two", tmp_path / "run")
     shutil.rmtree(tmp_path / "run" / "state")
-    result = subprocess.run([sys.executable, "-m", "difflab", "train", "--resume", str(tmp_path / "run"),
-                             "--processes", "2", "--no-progress", "--no-eval"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"difflab: error: {tmp_path / 'run'} has no resumable state (state/trainer.json); fix: start a new run"]
+    with pytest.raises(UserError) as caught:
+        difflab.train(resume=tmp_path / "run", processes=2, progress=False, evaluate=False)
+    assert str(caught.value) == f"{tmp_path / 'run'} has no resumable state (state/trainer.json); fix: start a new run"
 
 
 def test_sigterm_to_the_launcher_stops_every_worker_at_one_step_and_saves(tmp_path):
