@@ -17,8 +17,9 @@ from difflab.errors import UserError
 from difflab.generate import class_labels
 from difflab.run import Run, write_class_grid, write_trajectory
 from difflab.training import checkpoint as ckpt
+from difflab.training import distributed
 from difflab.training.config import DENOISE, TrainConfig
-from difflab.training.trainer import Trainer, config_diff
+from difflab.training.trainer import Trainer, config_diff, resolve_device
 
 
 def default_run_dir() -> Path:
@@ -41,10 +42,14 @@ def check_writable(folder: Path) -> None:
 
 
 def train(config: TrainConfig | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
-          progress: bool = True, evaluate: bool = True, allow_rng_reset: bool = False, **overrides) -> Run:
+          progress: bool = True, evaluate: bool = True, allow_rng_reset: bool = False, processes: int | None = None,
+          **overrides) -> Run | None:
     """Train (or `resume` a run folder), then write the final grid, trajectory, loss plot and figure.
 
-    `allow_rng_reset` lets a snapshot without RNG state resume (not bitwise exact)."""
+    `allow_rng_reset` lets a snapshot without RNG state resume (not bitwise exact). `processes` > 1
+    trains on that many local workers (torch.distributed, DDP; `batch_size` stays the global batch).
+    Under torchrun the environment sets the number; there rank 0 returns the Run, the others None.
+    Workers start as `multiprocessing` starts them: a calling script needs `if __name__ == "__main__":`."""
     if resume is not None:
         run_dir = Path(resume)
         if not run_dir.is_dir():
@@ -55,17 +60,31 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
     else:
         config = config.replace(**overrides) if config is not None else TrainConfig(**overrides)
         run_dir = Path(out) if out is not None else default_run_dir()
-    check_writable(run_dir)
-    try:
-        trainer = Trainer(config, run_dir, resume=resume is not None, show_progress=progress,
-                          allow_rng_reset=allow_rng_reset)
-        if resume is not None:
-            config.save(run_dir / "config.json")
-    except OSError as err:  # disk full or permissions while preparing: every write is atomic, nothing is lost
-        raise UserError(f"cannot write to {run_dir} ({err.strerror or err}); its snapshot, if any, is intact; "
-                        "fix: free space or permissions, then run again") from None
-    trainer.run()
+    job = (config, run_dir, resume is not None, progress, allow_rng_reset)
+    world = distributed.check_processes(processes, config.batch_size)
+    if world > 1 and not distributed.launched():
+        check_writable(run_dir)  # fail before starting any worker
+        distributed.launch(train_here, job, world)
+    else:
+        train_here(*job)
+        if not distributed.is_main():
+            return None
     return finish_run(run_dir, evaluate=evaluate)
+
+
+def train_here(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, allow_rng_reset: bool) -> None:
+    """Train in this process: alone, or as one rank of the group torchrun or `--processes` started."""
+    with distributed.process_group(resolve_device(config.device)):
+        if distributed.is_main():
+            check_writable(run_dir)
+        try:
+            trainer = Trainer(config, run_dir, resume=resume, show_progress=progress, allow_rng_reset=allow_rng_reset)
+            if resume and distributed.is_main():
+                config.save(run_dir / "config.json")
+        except OSError as err:  # disk full or permissions while preparing: every write is atomic, nothing is lost
+            raise UserError(f"cannot write to {run_dir} ({err.strerror or err}); its snapshot, if any, is intact; "
+                            "fix: free space or permissions, then run again") from None
+        trainer.run()
 
 
 def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from difflab.cli.options import add_config_options, config_overrides
+from difflab.cli.options import add_config_options, config_overrides, number
 from difflab.training.config import TrainConfig
 
 
@@ -18,6 +18,9 @@ def register(sub) -> None:
     p.add_argument("--config", type=Path, help="TOML or JSON file of config keys (flags override it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the end-of-run judge figure")
+    p.add_argument("--processes", type=number(int), metavar="N",
+                   help="train on N local processes (torch.distributed; --batch-size stays the global batch); "
+                        "not needed under torchrun")
     add_config_options(p)
     p.set_defaults(func=run)
 
@@ -27,8 +30,10 @@ def run(args) -> int:
 
     base = TrainConfig.load(args.config) if args.config else None
     trained = train(base, out=args.out, resume=args.resume, progress=not args.no_progress,
-                    evaluate=not args.no_eval, allow_rng_reset=args.allow_rng_reset,
+                    evaluate=not args.no_eval, allow_rng_reset=args.allow_rng_reset, processes=args.processes,
                     **config_overrides(args))
+    if trained is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     print(f"run folder: {trained.path}")
     final = trained.path / "eval" / "final.json"
     if final.exists():

@@ -31,6 +31,7 @@ os.umask(_UMASK)
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file beside `path`, fsync, then rename over it."""
     path = Path(path)
+    faults.check_writer(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -148,10 +149,12 @@ def recover_state(run_dir: Path) -> None:
                 leftover.unlink(missing_ok=True)
 
 
-def read_state(run_dir: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
-    """The newest complete snapshot; cleans temp leftovers of an interrupted write."""
+def read_state(run_dir: Path, *, recover: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+    """The newest complete snapshot; cleans temp leftovers of an interrupted write (unless `recover=False`:
+    a reader that is not the writer, e.g. a rank other than 0, must not delete the writer's temp files)."""
     run_dir = Path(run_dir)
-    recover_state(run_dir)
+    if recover:
+        recover_state(run_dir)
     state = run_dir / STATE_DIR
     if not (state / "trainer.json").is_file():
         raise UserError(f"{run_dir} has no resumable state (state/trainer.json); fix: start a new run")

@@ -4,7 +4,10 @@ Off unless an environment variable asks (a subprocess test cannot monkeypatch):
 - `DIFFLAB_TEST_SLOW_WRITES=SECONDS`: every atomic write sleeps halfway through its data, so a kill
   lands inside a checkpoint write often;
 - `DIFFLAB_TEST_BAD_STEPS="3:loss:nan,5-40:grad:inf"`: on those attempts (1-based count of
-  `train_step` calls in this process) the loss, or one gradient, becomes NaN or inf.
+  `train_step` calls in this process) the loss, or one gradient, becomes NaN or inf;
+- `DIFFLAB_TEST_STOP=STEP[:RANK]`: at STEP the loop acts as if SIGTERM had reached this process (only
+  rank RANK, when given), so a test can stop a multi-process run at a known step;
+- `DIFFLAB_TEST_RANK0_WRITES=1`: an atomic write from a process whose RANK is not 0 raises.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ def write_pause() -> float:
         raise UserError(f"DIFFLAB_TEST_SLOW_WRITES={text!r} is not a number of seconds") from None
 
 
+def check_writer(path) -> None:
+    """Test hook: with many processes only rank 0 may write; make any other writer fail loudly."""
+    rank = os.environ.get("RANK", "0")
+    if os.environ.get("DIFFLAB_TEST_RANK0_WRITES") and rank != "0":
+        raise RuntimeError(f"rank {rank} wrote {path}; only rank 0 may write")
+
+
 def maybe_pause() -> None:
     pause = write_pause()
     if pause:
@@ -46,6 +56,8 @@ class Faults:
     """Non-finite values to inject, by attempt number."""
 
     bad: tuple[BadStep, ...] = ()
+    stop_step: int | None = None  # DIFFLAB_TEST_STOP: act as if SIGTERM arrived at this step ...
+    stop_rank: int | None = None  # ... in this rank only (None: every rank)
 
     @classmethod
     def parse(cls, text: str) -> "Faults":
@@ -64,7 +76,21 @@ class Faults:
 
     @classmethod
     def from_env(cls) -> "Faults":
-        return cls.parse(os.environ.get("DIFFLAB_TEST_BAD_STEPS", ""))
+        faults = cls.parse(os.environ.get("DIFFLAB_TEST_BAD_STEPS", ""))
+        stop = os.environ.get("DIFFLAB_TEST_STOP", "")
+        if not stop:
+            return faults
+        try:
+            step, _, rank = stop.partition(":")
+            return cls(faults.bad, int(step), int(rank) if rank else None)
+        except ValueError:
+            raise UserError(f"DIFFLAB_TEST_STOP={stop!r}; use STEP or STEP:RANK") from None
+
+    def stop_signal(self, step: int) -> str | None:
+        """"SIGTERM" when the test hook asks this process to stop at `step`."""
+        if step != self.stop_step or self.stop_rank not in (None, int(os.environ.get("RANK", "0"))):
+            return None
+        return "SIGTERM"
 
     def value(self, attempt: int, where: str) -> float | None:
         for item in self.bad:

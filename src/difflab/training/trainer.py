@@ -20,7 +20,7 @@ from difflab.diffusion import NoiseSchedule, q_sample, target
 from difflab.errors import UserError
 from difflab.nn.unet import UNet
 from difflab.training import checkpoint as ckpt
-from difflab.training import rngstate
+from difflab.training import distributed, rngstate
 from difflab.training.conditioning import TextConditioning, make_conditioning
 from difflab.training.config import DENOISE, TrainConfig
 from difflab.training.faults import Faults
@@ -67,10 +67,10 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: Path, *, resume: bool = False, show_progress: bool = True,
                  allow_rng_reset: bool = False):
-        self.config, self.run_dir, self.show_progress = config, Path(run_dir), show_progress
+        self.config, self.run_dir, self.show_progress = config, Path(run_dir), show_progress and distributed.is_main()
         self.allow_rng_reset, self.faults, self.attempts = allow_rng_reset, Faults.from_env(), 0
         self.saved_step: int | None = None  # step of the newest snapshot on disk (the last good checkpoint)
-        self.device = resolve_device(config.device)
+        self.device = distributed.local_device(resolve_device(config.device))
         self.data: ImageDataset = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
         c, h, w = self.data.image_shape
         if h != w:
@@ -81,6 +81,7 @@ class Trainer:
         self.model = build_model(config, self.data.image_shape, self.data.num_classes,
                                  text_dim=getattr(self.conditioning, "text_dim", 0)).to(self.device)
         self.ema = EMA(self.model, config.ema_decay)
+        self.net = distributed.wrap(self.model)  # what the forward pass goes through: DDP with many processes
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
@@ -135,7 +136,8 @@ class Trainer:
         noise = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, H, W)
         drop = torch.rand(b, generator=g) < c.cond_dropout  # (B,) CFG: these see the null branch
         cond = self.conditioning.batch(idx, drop, g) if self.conditioning else None
-        prediction = self.model(q_sample(x0, t, noise, self.alphas_cumprod), t, cond)
+        x0, t, noise, cond = distributed.shard(x0, t, noise, cond)  # this rank's rows of the global batch
+        prediction = self.net(q_sample(x0, t, noise, self.alphas_cumprod), t, cond)
         return F.mse_loss(prediction, target(c.objective, x0, noise, t, self.alphas_cumprod))
 
     def denoise_loss(self, x0: torch.Tensor) -> torch.Tensor:
@@ -144,7 +146,8 @@ class Trainer:
         noise = torch.randn(x0.shape, generator=g).to(self.device)  # (B, C, H, W)
         t = torch.zeros(x0.shape[0], dtype=torch.long, device=self.device)  # ignored by the model
         cond = self.conditioning.null(x0.shape[0]) if self.conditioning else None  # null branch: unconditional
-        return F.mse_loss(self.model(x0 + c.sigma * noise, t, cond), x0)
+        x0, t, noise, cond = distributed.shard(x0, t, noise, cond)  # this rank's rows of the global batch
+        return F.mse_loss(self.net(x0 + c.sigma * noise, t, cond), x0)
 
     def train_step(self) -> float:
         for group in self.optimizer.param_groups:
@@ -155,6 +158,7 @@ class Trainer:
         loss.backward()
         self.faults.poison_grads(self.model, self.attempts)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        loss = distributed.mean(loss)  # the global batch's loss: every rank skips (or not) the same steps
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
             self.bad_steps += 1  # skipped: a NaN/inf never reaches the weights
             self.skipped_steps += 1
@@ -171,27 +175,33 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------
     def run(self) -> Path:
         """Train to the budget; SIGINT/SIGTERM save at the next step boundary; write errors stop cleanly."""
-        self.tracker = open_tracker(self.config, self.run_dir)  # fails here, before training, if a package is missing
+        if distributed.is_main():  # fails here, before training, if a package is missing
+            self.tracker = open_tracker(self.config, self.run_dir)
         bar = Progress(self.config, enabled=self.show_progress)
         try:
             with StopRequests() as stop:
-                self._loop(bar, stop)
+                stopped = self._loop(bar, stop)
                 self.save()
+                distributed.barrier()  # the other ranks exit only once rank 0's snapshot is on disk
         except OSError as err:  # disk full, folder gone, permissions: the snapshot on disk is untouched
             raise UserError(f"cannot write to {self.run_dir} ({err.strerror or err}); {self._last_good()}; "
                             "fix: free space or permissions, then --resume") from None
         finally:
             bar.close()
             self.tracker.close()
-        if stop.requested:
-            raise UserError(f"stopped by {stop.requested} at step {self.step}; state saved: continue with "
+        if stopped:
+            raise UserError(f"stopped by {stopped} at step {self.step}; state saved: continue with "
                             f"difflab train --resume {self.run_dir}")
         return self.run_dir
 
-    def _loop(self, bar: Progress, stop: StopRequests) -> None:
+    def _loop(self, bar: Progress, stop: StopRequests) -> str | None:
+        """Train until the budget is spent or a stop is asked for; returns the stop signal's name, if any."""
         last_save, window_start, window_seen = time.monotonic(), time.monotonic(), self.seen
         started, elapsed0 = time.monotonic(), self.elapsed
-        while self.progress() < 1.0 and not stop.requested:
+        while True:  # every rank agrees on the clock and on a stop, so all leave the loop at the same step
+            self.elapsed, stopped = distributed.agree(self.elapsed, stop.requested or self.faults.stop_signal(self.step))
+            if stopped or self.progress() >= 1.0:
+                return stopped
             loss = self.train_step()
             self.elapsed = elapsed0 + time.monotonic() - started
             if self.step % self.config.log_every == 0:
@@ -211,9 +221,12 @@ class Trainer:
 
     # --- run folder ----------------------------------------------------------------------------
     def _start_folder(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if distributed.is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if (self.run_dir / ckpt.STATE_DIR).exists():
             raise UserError(f"{self.run_dir} already holds a run; fix: --resume {self.run_dir} or another --out")
+        if not distributed.is_main():  # only rank 0 writes
+            return
         for sub in ("samples", "plots"):
             (self.run_dir / sub).mkdir(exist_ok=True)
         self.config.save(self.run_dir / "config.json")
@@ -225,6 +238,8 @@ class Trainer:
         ckpt.atomic_write_text(self.run_dir / "model.json", json.dumps(meta, indent=2))
 
     def _log(self, loss: float, images_per_s: float) -> None:
+        if not distributed.is_main():  # only rank 0 writes (its loss is already the mean over ranks)
+            return
         row = {"step": self.step, "loss": round(loss, 6), "lr": self.learning_rate(),
                "images_per_s": round(images_per_s, 1), "elapsed": round(self.elapsed, 2), "epoch": round(self.seen / len(self.data), 3)}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
@@ -233,7 +248,7 @@ class Trainer:
 
     def _maybe_write_grid(self) -> None:
         n = self.config.num_sample_grids
-        if n and self.config.objective != DENOISE and self.grids_written < n and self.progress() >= (self.grids_written + 1) / (n + 1):
+        if n and distributed.is_main() and self.config.objective != DENOISE and self.grids_written < n and self.progress() >= (self.grids_written + 1) / (n + 1):
             from difflab.run import write_class_grid
 
             self.grids_written += 1
@@ -249,7 +264,10 @@ class Trainer:
     def save(self) -> None:
         """The resumable snapshot (atomic, self-consistent), then the user-facing weights.
 
-        Snapshot first: a write error in it leaves every file of the run as it was."""
+        Snapshot first: a write error in it leaves every file of the run as it was. Only rank 0 writes."""
+        if not distributed.is_main():
+            self.saved_step = self.step  # the others hold the same weights; they only need the step for messages
+            return
         opt_tensors, opt_meta = ckpt.optimizer_tensors(self.optimizer)
         rng, rng_info = rngstate.capture(self.generator, self.order)
         info = {"step": self.step, "position": self.position, "seen": self.seen, "elapsed": self.elapsed,
@@ -262,7 +280,7 @@ class Trainer:
         ckpt.save_tensors(self.run_dir / "ema.safetensors", self.ema.model.state_dict())
 
     def _restore(self) -> None:
-        tensors, info = ckpt.read_state(self.run_dir)
+        tensors, info = self._read_state()
         diff = config_diff(info.get("config", {}), self.config.to_dict())
         if diff:
             raise UserError(f"{self.run_dir / ckpt.STATE_DIR} was saved with another configuration "
@@ -280,6 +298,15 @@ class Trainer:
         self._restore_rng(tensors, info)
         self._trim_metrics()
 
+    def _read_state(self) -> tuple[dict, dict]:
+        """Rank 0 repairs an interrupted write and reads; the other ranks then read the same snapshot, read-only."""
+        if not distributed.is_main():
+            distributed.barrier()
+        state = ckpt.read_state(self.run_dir, recover=distributed.is_main())
+        if distributed.is_main():
+            distributed.barrier()
+        return state
+
     def _restore_rng(self, tensors: dict, info: dict) -> None:
         """Exact resume needs every generator; without them, continue only when the user accepts it."""
         if rngstate.has_rng(tensors, info):
@@ -291,7 +318,7 @@ class Trainer:
     def _trim_metrics(self) -> None:
         """Drop metric lines written after the snapshot, so the trace has no duplicates."""
         path = self.run_dir / "metrics.jsonl"
-        if path.exists():
+        if path.exists() and distributed.is_main():
             kept = [r for r in path.read_text().splitlines() if _logged_step(r) <= self.step]
             ckpt.atomic_write_text(path, "".join(r + "\n" for r in kept))
 
