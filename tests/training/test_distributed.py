@@ -201,3 +201,11 @@ def test_processes_must_match_torchrun(monkeypatch):
     assert distributed.check_processes(None, 16) == 4
     with pytest.raises(UserError, match="torchrun started 4 processes"):
         distributed.check_processes(2, 16)
+
+
+def test_text_conditioning_shards_like_labels(config, tmp_path):
+    """Prompt embeddings `(B, L, D)` are sliced per rank like class ids: 2 processes train like 1."""
+    text = config.replace(conditioning="text", steps=10)
+    difflab.train(text, out=tmp_path / "two", processes=2, progress=False, evaluate=False)
+    difflab.train(text, out=tmp_path / "one", progress=False, evaluate=False)
+    assert close(tmp_path / "one", tmp_path / "two")
