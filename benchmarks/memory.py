@@ -1,10 +1,11 @@
 """Peak resident memory of `difflab sample` at 1,000 vs 10,000 images, and of a short `difflab train`.
 
-    python benchmarks/memory.py RUN [--minutes 0.5] [--skip-train]
+    python benchmarks/memory.py RUN [--steps 1] [--minutes 0.5] [--skip-train]
 
 Each command runs as its own child process; its peak RSS is the `ru_maxrss` that `os.wait4` returns
 for that child alone. Streaming sampling should make the two sample rows about equal (bounded by the
-chunk size, not by n); the issue's target for training is <= 1.5 GB on CPU.
+chunk size, not by n); the issue's target for training is <= 1.5 GB on CPU. `--steps` only shortens
+the run (memory per chunk does not depend on the number of solver steps).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ def peak_rss(argv: list[str]) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("run", help="a trained run folder (read only)")
+    parser.add_argument("--steps", type=int, help="solver steps of the sample rows (default: the run's)")
     parser.add_argument("--minutes", type=float, default=0.5, help="training budget of the train row")
     parser.add_argument("--skip-train", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="difflab-memory-"))
     jobs = [(f"sample --n {n} --out-dir", ["sample", args.run, "--n", str(n), "--out-dir", str(work / f"d{n}"),
-                                           "--out", str(work / f"grid{n}.png"), "--no-progress"]) for n in (1000, 10000)]
+                                           "--out", str(work / f"grid{n}.png"), "--no-progress",
+                                           *(["--steps", str(args.steps)] if args.steps else [])]) for n in (1000, 10000)]
     if not args.skip_train:
         jobs.append((f"train --minutes {args.minutes:g} --no-eval",
                      ["train", "--minutes", str(args.minutes), "--no-eval", "--no-progress", "--out", str(work / "run")]))
