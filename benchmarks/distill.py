@@ -48,7 +48,7 @@ def main() -> None:
     print(f"n={len(labels)} ({args.n // teacher.num_classes} per class), seed 0\n")
     print("| model | solver | steps (NFE) | guidance | judge accuracy | judge-feature FD | img/s |")
     print("|---|---|---|---|---|---|---|")
-    for steps in map(int, args.teacher_steps.split(",")):
+    for steps in [int(s) for s in args.teacher_steps.split(",") if s]:  # "" skips the teacher rows
         row("teacher", teacher, labels, judge, real, solver="ddim", steps=steps)
     for path in args.students:
         student = Run.load(path, device=args.device)

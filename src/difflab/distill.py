@@ -26,7 +26,7 @@ from difflab.training.trainer import resolve_device
 
 
 def default_out(run_path: str | Path, steps: int) -> Path:
-    run_path = Path(run_path)
+    run_path = Path(run_path).resolve()  # "." and "runs/x/" have a usable name once resolved
     return run_path.with_name(f"{run_path.name}-distilled-{steps}")
 
 

@@ -112,3 +112,16 @@ def test_a_distilled_run_distils_on(distilled, tmp_path):
                  "--out", str(tmp_path / "d1"), "--no-progress", "--no-eval"]) == 0
     info = json.loads((tmp_path / "d1" / "distill.json").read_text())
     assert info["teacher_steps"] == 2 and info["timesteps"] == [999] and info["teacher_guidance"] == 1.0
+
+
+def test_an_unconditional_run_distils_without_guidance(tmp_path):
+    import difflab
+    from difflab.training.config import TrainConfig
+
+    config = TrainConfig(channels=(8, 16), batch_size=8, steps=3, minutes=None, conditional=False, warmup_steps=1,
+                         num_sample_grids=0, sample_steps=2, checkpoint_minutes=100.0)
+    teacher = difflab.train(config, out=tmp_path / "uncond", progress=False, evaluate=False)
+    student = distill(teacher.path, DistillConfig(steps=1, teacher_steps=2, iterations=2, minutes_per_round=None,
+                                                  batch_size=4), progress=False, evaluate=False)
+    assert student.path == tmp_path / "uncond-distilled-1" and student.num_classes == 0
+    assert student.sample(n=3).shape == (3, 1, 28, 28)
