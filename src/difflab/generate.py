@@ -1,9 +1,13 @@
-"""Generation: a trained denoiser + its schedule + labels → images, in memory-bounded chunks."""
+"""Generation: a trained denoiser + its schedule + labels → images, in memory-bounded chunks.
+
+`generate_chunks` is the one loop (a lazy iterator); `generate` concatenates it for callers that want
+every image at once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -20,7 +24,6 @@ class SamplerSettings:
     eta: float = 0.0  # DDIM only
 
 
-@torch.no_grad()
 def generate(
     model: torch.nn.Module,
     alphas_cumprod: torch.Tensor,
@@ -35,15 +38,46 @@ def generate(
 ) -> torch.Tensor:
     """Sample `len(labels)` images (or `n` unconditional ones); returns `(N, C, H, W)` on the CPU.
 
-    `labels`: class ids `(N,)`, or for a text model prompt embeddings `(N, L, D)` (`Run.condition`).
-
-    `callback(chunk_start, step)` sees every solver step of every chunk.
+    The concatenation of `generate_chunks` (same seed, same images, bit for bit).
     """
-    cfg = model.config
-    num_classes, device = cfg["num_classes"], next(model.parameters()).device
-    if labels is not None and torch.is_tensor(labels) and labels.is_floating_point():  # prompt embeddings (B, L, D)
-        n = len(labels)
-    elif labels is not None:
+    chunks = generate_chunks(model, alphas_cumprod, objective, labels, n=n, settings=settings,
+                             generator=generator, callback=callback, batch_size=batch_size)
+    return torch.cat([images for _, images in chunks])
+
+
+def generate_chunks(
+    model: torch.nn.Module,
+    alphas_cumprod: torch.Tensor,
+    objective: str,
+    labels: torch.Tensor | None,
+    *,
+    n: int | None = None,
+    settings: SamplerSettings = SamplerSettings(),
+    generator: torch.Generator | None = None,
+    callback: Callable[[int, Step], None] | None = None,
+    batch_size: int = 500,
+) -> Iterator[tuple[torch.Tensor | None, torch.Tensor]]:
+    """Yield `(labels (b,) or None, images (b, C, H, W) on the CPU)` chunk by chunk, `b <= batch_size`.
+
+    Why: 10,000 images need not live in memory at once; a chunk is computed only when asked for and
+    the iterator keeps no reference to it afterwards. Arguments are checked here, before the first
+    chunk. `callback(chunk_start, step)` sees every solver step of every chunk.
+    """
+    if batch_size < 1:
+        raise UserError(f"chunk size must be at least 1, got {batch_size}")
+    labels, n = _check_labels(model.config["num_classes"], labels, n)
+    ts = timesteps(len(alphas_cumprod), settings.steps)
+    make_solver(settings.solver, alphas_cumprod)  # an unknown solver fails now, not at the first chunk
+    if settings.guidance < 0:
+        raise UserError(f"guidance scale must be >= 0, got {settings.guidance}")
+    return _chunks(model, alphas_cumprod, objective, labels, n, ts, settings, generator, callback, batch_size)
+
+
+def _check_labels(num_classes: int, labels, n: int | None) -> tuple[torch.Tensor | None, int]:
+    """Class ids `(N,)`, or a text model's prompt embeddings `(N, L, D)` (`Run.condition`), and their count."""
+    if labels is not None and torch.is_tensor(labels) and labels.is_floating_point():
+        return labels, len(labels)
+    if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.long).flatten()
         if num_classes == 0:
             raise UserError("this model is unconditional; fix: drop --label")
@@ -53,21 +87,29 @@ def generate(
         n = len(labels)
     if not n or n < 1:
         raise UserError(f"number of images must be at least 1, got {n}")
+    return labels, n
+
+
+@torch.no_grad()
+def _chunks(model, alphas_cumprod, objective, labels, n, ts, settings, generator, callback, batch_size):
+    cfg = model.config
+    num_classes, device = cfg["num_classes"], next(model.parameters()).device
     shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
-    ts = timesteps(len(alphas_cumprod), settings.steps)
     estimate = model_noise_estimate(model, objective, alphas_cumprod.to(device))
-    chunks = []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         x = torch.randn((b, *shape), generator=generator, device=generator.device if generator else "cpu").to(device)
-        cond = labels[start : start + b].to(device) if labels is not None else None
+        chunk_labels = labels[start : start + b] if labels is not None else None
+        cond = chunk_labels.to(device) if labels is not None else None
         null = null_condition(cond, num_classes) if cond is not None else None
         eps_fn = classifier_free(estimate, cond, null, settings.guidance)
         options = {"eta": settings.eta} if settings.solver == "ddim" else {}
         solver = make_solver(settings.solver, alphas_cumprod, **options)
         step_cb = (lambda s, _start=start: callback(_start, s)) if callback else None
-        chunks.append(sample(eps_fn, x, ts, solver, generator=generator, callback=step_cb).cpu())
-    return torch.cat(chunks)
+        images = sample(eps_fn, x, ts, solver, generator=generator, callback=step_cb).cpu()  # (b, C, H, W)
+        del x, eps_fn, cond
+        yield chunk_labels, images
+        del images  # the consumer owns it now; holding it here would double the peak
 
 
 def null_condition(cond: torch.Tensor, num_classes: int) -> torch.Tensor:

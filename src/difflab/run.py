@@ -8,7 +8,7 @@ import torch
 
 from difflab.diffusion import NoiseSchedule
 from difflab.errors import UserError
-from difflab.generate import SamplerSettings, class_labels, generate
+from difflab.generate import SamplerSettings, class_labels, generate, generate_chunks
 from difflab.nn.unet import UNet
 from difflab.report.images import grid, save_grid, save_png
 from difflab.training import checkpoint as ckpt
@@ -100,6 +100,16 @@ class Run:
         generator = torch.Generator().manual_seed(seed)
         return generate(self.model, self.alphas_cumprod, self.config.objective, self.condition(labels, prompts), n=n,
                         settings=self.settings(**settings), generator=generator, callback=callback)
+
+    def sample_chunks(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, chunk_size: int = 500,
+                      callback=None, **settings):
+        """`sample` as a lazy iterator of `(cond (b, ...) or None, images (b, C, H, W))`, `b <= chunk_size`:
+        the same images for the same seed, with only one chunk in memory at a time."""
+        self.check_samplable()
+        generator = torch.Generator().manual_seed(seed)
+        return generate_chunks(self.model, self.alphas_cumprod, self.config.objective, self.condition(labels, prompts), n=n,
+                               settings=self.settings(**settings), generator=generator, callback=callback,
+                               batch_size=chunk_size)
 
 
 def write_class_grid(model: UNet, config: TrainConfig, num_classes: int, path: Path, *, seed: int = 0,

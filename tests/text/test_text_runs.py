@@ -105,3 +105,14 @@ def test_explain_works_on_a_text_run(own_text_run, command, capsys):
     """`--label k` on a text run means the class's first caption, so every explain tool applies."""
     assert main(["explain", command[0], str(own_text_run), *command[1:]]) == 0
     assert (own_text_run / "explain" / command[0] / f"{command[0].replace('-', '_')}.json").is_file()
+
+
+def test_prompted_samples_stream_to_a_captioned_folder(text_run, tmp_path):
+    """`sample --prompt --out-dir` keeps each prompt as the `text` column: the folder loads back as captions."""
+    out = tmp_path / "imgs"
+    assert main(["sample", str(text_run.path), "--prompt", "a six", "--prompt", "a nine", "--n", "5", "--chunk-size", "2",
+                 "--steps", "2", "--out-dir", str(out), "--out", str(tmp_path / "g.png"), "--no-progress"]) == 0
+    from difflab.data.folder import load_image_folder
+
+    data = load_image_folder(out)
+    assert data.captions == ("a six", "a six", "a six", "a nine", "a nine")

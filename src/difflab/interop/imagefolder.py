@@ -20,25 +20,58 @@ from difflab.errors import UserError
 from difflab.report.images import to_uint8
 
 UNCONDITIONAL = "unconditional"
+PROMPTED = "prompted"  # images drawn from prompts rather than class ids
+
+
+class ImageFolderWriter:
+    """Appends chunks of images to `out`: each chunk's PNGs first, then its metadata lines (flushed).
+
+    Why: `difflab sample --n 10000` writes as it generates, and an interrupted run keeps every image
+    it finished; `metadata.jsonl` only ever lists PNGs that are on disk (its line count = `written`).
+    """
+
+    def __init__(self, out: str | Path, class_names, *, info: dict | None = None) -> None:
+        self.out, self.class_names, self.info, self.written = Path(out), class_names, info or {}, 0
+        if (self.out / "metadata.jsonl").exists():
+            raise UserError(f"{self.out} already holds generated images; fix: give a new --out-dir")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._metadata = open(self.out / "metadata.jsonl", "x")  # "x": never append to another run's file
+
+    def write(self, images: torch.Tensor, labels: torch.Tensor | None, texts: list[str] | None = None) -> None:
+        """Save `(b, C, H, W)` images in [-1, 1] one PNG each, numbered on from the previous chunk.
+
+        `texts`: the prompt of each image (text runs), kept as the `text` column, so the folder loads
+        back as a captioned dataset (`--dataset folder:DIR --conditioning text`)."""
+        rows = []
+        for k, array in enumerate(to_uint8(images)):  # (H, W, C)
+            i = self.written + k
+            label = int(labels[k]) if labels is not None else None
+            folder = _folder_name(self.class_names[label]) if label is not None else (PROMPTED if texts else UNCONDITIONAL)
+            name = f"{folder}/{i:05d}.png"
+            (self.out / folder).mkdir(exist_ok=True)
+            Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(self.out / name)
+            text = {"text": texts[k]} if texts else {}
+            rows.append({"file_name": name, "label": label, "class_name": folder, "index": i, **text, **self.info})
+        self._metadata.write("".join(json.dumps(r) + "\n" for r in rows))
+        self._metadata.flush()
+        self.written += len(rows)
+
+    def close(self) -> None:
+        self._metadata.close()
+
+    def __enter__(self) -> "ImageFolderWriter":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
 
 
 def write_image_folder(images: torch.Tensor, labels: torch.Tensor | None, class_names, out: str | Path,
                        *, info: dict | None = None) -> Path:
     """Save `(N, C, H, W)` images in [-1, 1] one PNG each; `info` (seed, solver, ...) goes on every row."""
-    out = Path(out)
-    if (out / "metadata.jsonl").exists():
-        raise UserError(f"{out} already holds generated images; fix: give a new --out-dir")
-    pixels = to_uint8(images)  # (N, H, W, C)
-    rows = []
-    for i, array in enumerate(pixels):
-        label = int(labels[i]) if labels is not None else None
-        folder = _folder_name(class_names[label]) if label is not None else UNCONDITIONAL
-        name = f"{folder}/{i:05d}.png"
-        (out / folder).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(out / name)
-        rows.append({"file_name": name, "label": label, "class_name": folder, "index": i, **(info or {})})
-    (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return out
+    with ImageFolderWriter(out, class_names, info=info) as writer:
+        writer.write(images, labels)
+    return Path(out)
 
 
 def _folder_name(name: str) -> str:

@@ -1,0 +1,54 @@
+"""`generate_chunks`: the lazy chunk iterator behind `generate`, `Run.sample_chunks` and `difflab sample`."""
+
+import weakref
+
+import pytest
+import torch
+
+from difflab.errors import UserError
+from difflab.generate import class_labels, generate, generate_chunks
+
+
+def _args(run):
+    return run.model, run.alphas_cumprod, run.config.objective
+
+
+def test_chunks_concatenate_to_generate_bit_for_bit(tiny_run):
+    labels = class_labels(10, 2)[:13]
+    settings = tiny_run.settings(steps=3)
+    whole = generate(*_args(tiny_run), labels, settings=settings, generator=torch.Generator().manual_seed(4), batch_size=5)
+    chunks = list(generate_chunks(*_args(tiny_run), labels, settings=settings, generator=torch.Generator().manual_seed(4),
+                                  batch_size=5))
+    assert [len(images) for _, images in chunks] == [5, 5, 3]
+    assert torch.equal(torch.cat([images for _, images in chunks]), whole)
+    assert torch.equal(torch.cat([chunk_labels for chunk_labels, _ in chunks]), labels)
+
+
+def test_run_sample_chunks_match_run_sample(tiny_run):
+    labels = class_labels(10, 1)
+    together = tiny_run.sample(labels, seed=3, steps=2)
+    streamed = torch.cat([images for _, images in tiny_run.sample_chunks(labels, seed=3, steps=2)])
+    assert torch.equal(streamed, together)
+
+
+def test_iterator_is_lazy_and_holds_at_most_one_chunk(tiny_run):
+    seen = []  # (chunk start, batch size) of every solver step
+    chunks = generate_chunks(*_args(tiny_run), class_labels(10, 1), settings=tiny_run.settings(steps=2),
+                             generator=torch.Generator().manual_seed(0), batch_size=4,
+                             callback=lambda start, step: seen.append((start, step.x.shape[0])))
+    assert seen == []  # nothing computed before the first chunk is asked for
+    _, first = next(chunks)
+    assert seen == [(0, 4), (0, 4)]  # one chunk's steps, never the next chunk's
+    gone = weakref.ref(first)
+    del first
+    next(chunks)
+    assert gone() is None  # the iterator kept no reference to the chunk it handed over
+    list(chunks)
+    assert max(b for _, b in seen) == 4 and sorted({s for s, _ in seen}) == [0, 4, 8]
+
+
+def test_bad_arguments_fail_before_the_first_chunk(tiny_run):
+    with pytest.raises(UserError, match="label 12 is out of range"):
+        generate_chunks(*_args(tiny_run), torch.tensor([1, 12]))
+    with pytest.raises(UserError, match="chunk size must be at least 1"):
+        generate_chunks(*_args(tiny_run), torch.tensor([1]), batch_size=0)
