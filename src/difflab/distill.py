@@ -61,11 +61,12 @@ def distill(run_path: str | Path, config: DistillConfig = DistillConfig(), *, ou
 
 
 def _training_data(run: Run, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The run's own training images `(N, C, H, W)` and labels (None for an unconditional run)."""
+    """The run's own training images `(N, C, H, W)` and their condition: class ids, or for a text run the
+    embeddings of each image's class caption `(N, L, D)` (None for an unconditional run)."""
     c = run.config
     data = load_dataset(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
-    labels = data.labels.to(device) if run.num_classes else None
-    return data.images.to(device), labels
+    cond = run.condition(labels=data.labels) if run.num_classes else None
+    return data.images.to(device), cond.to(device) if cond is not None else None
 
 
 def _distill_rounds(teacher_run: Run, config: DistillConfig, out: Path, data, progress: bool) -> torch.nn.Module:

@@ -125,3 +125,10 @@ def test_an_unconditional_run_distils_without_guidance(tmp_path):
                                                   batch_size=4), progress=False, evaluate=False)
     assert student.path == tmp_path / "uncond-distilled-1" and student.num_classes == 0
     assert student.sample(n=3).shape == (3, 1, 28, 28)
+
+
+def test_a_text_run_distils_and_samples_from_prompts(text_run, tmp_path):
+    """The guided teacher of a text run pairs each caption with the empty prompt; the student keeps prompts."""
+    student = distill(text_run.path, DistillConfig(steps=1, teacher_steps=2, iterations=2, minutes_per_round=None,
+                                                   batch_size=4), out=tmp_path / "text-d1", progress=False, evaluate=False)
+    assert student.is_text and student.sample(prompts=["a handwritten seven"] * 2).shape == (2, 1, 28, 28)

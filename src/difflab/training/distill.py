@@ -23,6 +23,7 @@ import torch
 
 from difflab.diffusion import classifier_free, model_noise_estimate, q_sample, timesteps, to_x0
 from difflab.errors import UserError
+from difflab.generate import null_condition
 
 ALLOWED_STEPS = (1, 2, 4, 8)
 EstimateFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]  # (z (B,C,H,W), t (B,), cond) -> ε̂
@@ -94,7 +95,7 @@ def guided_estimate(model: torch.nn.Module, objective: str, alphas_cumprod, guid
     estimate = model_noise_estimate(model, objective, alphas_cumprod)
 
     def teacher(z, t, cond):
-        null = torch.full_like(cond, null_class) if cond is not None else None
+        null = null_condition(cond, null_class) if cond is not None else None  # null class or empty prompt
         return classifier_free(estimate, cond, null, guidance)(z, t)
 
     return teacher
