@@ -3,8 +3,8 @@
     python benchmarks/time_to_quality.py --minutes 10 --json ttq.json          # full run (~45 min quiet)
     python benchmarks/time_to_quality.py --minutes 0.3 --lines ours --n 100    # smoke test (~1 min)
 
-Quality is the judge accuracy of n class-conditional samples (n/10 per class; the default sampler:
-DPM-Solver++ 10 steps, guidance 3) on mnist5k. Lines:
+Quality is the judge accuracy of n class-conditional samples (n/10 per class; the run's
+default sampler: DPM-Solver++, `TrainConfig.sample_steps` steps, guidance 3) on mnist5k. Lines:
 
   ours       difflab's default network, difflab's Trainer, default recipe, a `--minutes` budget;
   diffusers  the HF course UNet2DModel (benchmarks/peers.py) through the SAME Trainer, data, recipe
@@ -198,7 +198,9 @@ def ratio(rows: dict, th: float, key: str) -> str:
 
 def print_table(rows: dict, args) -> None:
     print(f"\n{' '.join(sys.argv)}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n={args.n} samples, dpm++ 10 steps, guidance 3; "
+    d = TrainConfig()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n={args.n} samples, {d.solver} {d.sample_steps} steps, "
+          f"guidance {d.guidance:g}; "
           f"snapshots every {args.every:g} s")
     head = ["line", "steps", "final acc", "90% wall min", "90% CPU min", "95% wall min", "95% CPU min", "evals"]
     print(" | ".join(head))

@@ -63,7 +63,7 @@ class TrainConfig:
     mlflow: bool = False  # the same to MLflow (pip install 'difflab[mlflow]')
     # sampling defaults for this run (used by `difflab sample` and the end-of-run figure)
     solver: str = "dpm++"
-    sample_steps: int = 10  # DPM-Solver++(2M) at 10 steps matched 20 steps in the recipe search
+    sample_steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py); 6 keeps a margin
     guidance: float = 3.0
 
     def __post_init__(self) -> None:
