@@ -225,6 +225,13 @@ def _target_arrays(args, n: int) -> dict:
     return {"labels": [args.label] * n} if args.label is not None else {}
 
 
+def _short(target, width: int = 8) -> str:
+    """A class id, or a prompt's last word (it usually names the thing) to fit a column title; the
+    figure's title keeps the whole prompt."""
+    text = str(target)
+    return text if len(text) <= width else "…" + text.split()[-1][-width:]
+
+
 def _two_prompts(values: list[str] | None, flag: str) -> tuple[str, str] | None:
     """`--prompts "a six","a nine"` reaches us as one word "a six,a nine"; two words work too."""
     if values is None:
@@ -270,7 +277,7 @@ def _anagram(loaded, args, n):
         raise UserError(f"--labels needs two class ids like 6,9, got {','.join(map(str, pair))}")
     images = ed.anagram(pair, args.view, n=n, seed=args.seed)
     strip, cols = _tuples(images, view.apply(images))
-    columns = [f"{pair[0]} upright", f"{pair[1]} ({args.view})"] * cols
+    columns = [f"{_short(pair[0])} upright", f"{_short(pair[1])} ({args.view})"] * cols
     path = save_strip(strip, args.out, columns=columns, title=f"visual anagram {pair[0]} / {pair[1]}")
     key = "prompts" if args.prompts else "labels"
     return path, {"images": _u8(images), "views": _u8(view.apply(images)), key: list(pair)}
@@ -286,7 +293,7 @@ def _hybrid(loaded, args, n):
     far, near = pair or (args.far, args.near)
     images = editor(loaded, args).hybrid(far, near, args.sigma, n=n, seed=args.seed)
     strip, cols = _tuples(images, shrink(images, 2), shrink(images, 3), per_row=3)
-    columns = [f"near: {near}", f"far: {far} (2× smaller)", "3× smaller"] * cols
+    columns = [f"near: {_short(near)}", f"far: {_short(far)} (2× smaller)", "3× smaller"] * cols
     path = save_strip(strip, args.out, columns=columns, title=f"hybrid image, low-pass σ={args.sigma:g}")
     key = "prompts" if pair else "labels"
     return path, {"images": _u8(images), "shrunk": _u8(shrink(images, 2)), key: [far, near]}
