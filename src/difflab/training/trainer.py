@@ -77,6 +77,8 @@ class Trainer:
             raise UserError(f"{config.dataset}: images must be square, got {h}x{w}; fix: --image-size N")
         self.conditioning = make_conditioning(config.conditioning, self.data, conditional=config.conditional,
                                               encoder=config.text_encoder, device=self.device)
+        text = isinstance(self.conditioning, TextConditioning)  # per class, what `--label k` means for a text model
+        self.class_prompts = self.conditioning.class_prompts(self.data) if text else None
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.data.image_shape, self.data.num_classes,
                                  text_dim=getattr(self.conditioning, "text_dim", 0)).to(self.device)
@@ -233,8 +235,8 @@ class Trainer:
         (self.run_dir / "metrics.jsonl").write_text("")
         meta = {"class_names": list(self.data.class_names), "image_shape": list(self.data.image_shape),
                 "model": self.model.config}
-        if isinstance(self.conditioning, TextConditioning):  # what `--label k` means for a text model
-            meta.update(text_encoder=self.config.text_encoder, class_prompts=self.conditioning.class_prompts(self.data))
+        if self.class_prompts is not None:
+            meta.update(text_encoder=self.config.text_encoder, class_prompts=self.class_prompts)
         ckpt.atomic_write_text(self.run_dir / "model.json", json.dumps(meta, indent=2))
 
     def _log(self, loss: float, images_per_s: float) -> None:
@@ -254,12 +256,8 @@ class Trainer:
             self.grids_written += 1
             path = write_class_grid(self.ema.model, self.config, self.data.num_classes,
                                     self.run_dir / "samples" / f"step_{self.step:06d}.png",
-                                    class_prompts=self._class_prompts())
+                                    class_prompts=self.class_prompts)
             self.tracker.log_image("samples", self.step, path)
-
-    def _class_prompts(self) -> list[list[str]] | None:
-        text = isinstance(self.conditioning, TextConditioning)
-        return self.conditioning.class_prompts(self.data) if text else None
 
     def save(self) -> None:
         """The resumable snapshot (atomic, self-consistent), then the user-facing weights.
