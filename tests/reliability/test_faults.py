@@ -89,7 +89,7 @@ def test_a_non_finite_step_is_skipped_and_counted(tmp_path, config, monkeypatch,
     trainer.train_step(), trainer.train_step()
     before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (trainer.model, trainer.ema.model)]
     moments = [s["exp_avg"].clone() for s in trainer.optimizer.state.values()]
-    assert np.isnan(trainer.train_step())  # attempt 3: poisoned
+    assert torch.isnan(trainer.train_step())  # attempt 3: poisoned
     assert trainer.step == 2 and trainer.skipped_steps == 1 and trainer.bad_steps == 1
     for old, model in zip(before, (trainer.model, trainer.ema.model)):
         assert all(torch.equal(old[k], v) for k, v in model.state_dict().items())

@@ -209,3 +209,17 @@ def test_text_conditioning_shards_like_labels(config, tmp_path):
     difflab.train(text, out=tmp_path / "two", processes=2, progress=False, evaluate=False)
     difflab.train(text, out=tmp_path / "one", progress=False, evaluate=False)
     assert close(tmp_path / "one", tmp_path / "two")
+
+
+def test_deferred_checks_over_2_processes_agree_every_log_line(runs, config, tmp_path, monkeypatch):
+    """The GPU's way (no per-step host reads, ranks agree on clock and stops only at log lines) trains the
+    same numbers; a stop rank 1 sees at step 7 stops both ranks at the next log line, step 10."""
+    monkeypatch.setenv("DIFFLAB_TEST_DEFERRED_CHECKS", "1")
+    monkeypatch.setenv("DIFFLAB_TEST_RANK0_WRITES", "1")
+    with monkeypatch.context() as mp:
+        mp.setenv("DIFFLAB_TEST_STOP", "7:1")
+        with pytest.raises(UserError, match="stopped by SIGTERM at step 10; state saved"):
+            difflab.train(config, out=tmp_path / "two", processes=2, progress=False, evaluate=False)
+    difflab.train(resume=tmp_path / "two", processes=2, progress=False, evaluate=False)
+    assert losses(tmp_path / "two") == losses(runs / "two")
+    assert weight_differences(tmp_path / "two", runs / "two")[0] == 0.0

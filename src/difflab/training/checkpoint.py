@@ -104,6 +104,16 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def keep_fused(optimizer: torch.optim.Optimizer) -> None:
+    """After `load_optimizer`: the saved param groups carry their own fused/foreach flags; keep fused (the
+    deferred non-finite check needs it) and its step counts on the parameters' device, as fused wants."""
+    for group in optimizer.param_groups:
+        group.update(fused=True, foreach=None)
+    for param, state in optimizer.state.items():
+        if torch.is_tensor(state.get("step")):
+            state["step"] = state["step"].to(param.device, torch.float32)
+
+
 def write_state(run_dir: Path, tensors: dict[str, dict[str, torch.Tensor]], info: dict) -> None:
     """Atomically replace `run_dir/state/` with files `<name>.safetensors` and `trainer.json`."""
     run_dir = Path(run_dir)

@@ -36,7 +36,8 @@ class TextConditioning:
 
     def __init__(self, captions: Captions, bank: torch.Tensor) -> None:
         self.captions, self.bank = captions, bank  # bank (K, L, D) on the training device
-        self.choices, self.counts = captions.choices, captions.counts()  # (N, M) and (N,), CPU
+        self.choices = captions.choices.to(bank.device)  # (N, M): a step gathers on the device, no host read
+        self.counts = captions.counts().to(bank.device)  # (N,)
         self.text_dim = bank.shape[-1]
 
     @classmethod
@@ -47,10 +48,9 @@ class TextConditioning:
         return cls(captions, PromptEmbedder(encoder)(list(captions.texts)).to(device))
 
     def batch(self, idx: torch.Tensor, drop: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        idx = idx.cpu()
-        pick = (torch.rand(len(idx), generator=generator) * self.counts[idx]).long()  # (B,) which caption
-        caption = self.choices[idx, pick]  # (B,)
-        cond = self.bank[caption.to(self.bank.device)]  # (B, L, D)
+        idx = idx.to(self.bank.device)
+        pick = (torch.rand(len(idx), generator=generator, device=generator.device) * self.counts[idx]).long()  # (B,)
+        cond = self.bank[self.choices[idx, pick]]  # (B, L, D): the picked caption of each image
         return cond * (~drop).to(cond.device)[:, None, None]
 
     def null(self, b: int) -> torch.Tensor:

@@ -20,8 +20,11 @@ class EMA:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, where: torch.Tensor | None = None) -> None:
+        """One averaging step; `where` (0-dim bool on the device) False makes it a no-op without a host read."""
         weight = 1.0 - self.current_decay()
+        if where is not None:
+            weight = where * weight  # a 0-dim tensor: the same lerp, weight 0 when the step was skipped
         ema_params = list(self.model.parameters())
         torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], weight)
         for b_ema, b in zip(self.model.buffers(), model.buffers()):

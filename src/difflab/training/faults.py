@@ -8,6 +8,8 @@ Off unless an environment variable asks (a subprocess test cannot monkeypatch):
 - `DIFFLAB_TEST_STOP=STEP[:RANK]`: at STEP the loop acts as if SIGTERM had reached this process (only
   rank RANK, when given), so a test can stop a multi-process run at a known step;
 - `DIFFLAB_TEST_RANK0_WRITES=1`: an atomic write from a process whose RANK is not 0 raises.
+- `DIFFLAB_TEST_DEFERRED_CHECKS=1`: a CPU run checks for non-finite steps on the device and reads
+  counters every log line, as a GPU run does, so that path is tested (with many processes too) on CPU.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Faults:
     bad: tuple[BadStep, ...] = ()
     stop_step: int | None = None  # DIFFLAB_TEST_STOP: act as if SIGTERM arrived at this step ...
     stop_rank: int | None = None  # ... in this rank only (None: every rank)
+    deferred_checks: bool = False  # DIFFLAB_TEST_DEFERRED_CHECKS: the GPU's way of checking, on any device
 
     @classmethod
     def parse(cls, text: str) -> "Faults":
@@ -77,12 +80,13 @@ class Faults:
     @classmethod
     def from_env(cls) -> "Faults":
         faults = cls.parse(os.environ.get("DIFFLAB_TEST_BAD_STEPS", ""))
+        deferred = os.environ.get("DIFFLAB_TEST_DEFERRED_CHECKS", "") not in ("", "0")
         stop = os.environ.get("DIFFLAB_TEST_STOP", "")
         if not stop:
-            return faults
+            return cls(faults.bad, deferred_checks=deferred)
         try:
             step, _, rank = stop.partition(":")
-            return cls(faults.bad, int(step), int(rank) if rank else None)
+            return cls(faults.bad, int(step), int(rank) if rank else None, deferred)
         except ValueError:
             raise UserError(f"DIFFLAB_TEST_STOP={stop!r}; use STEP or STEP:RANK") from None
 

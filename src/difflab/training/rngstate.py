@@ -15,20 +15,29 @@ import torch
 from difflab.errors import UserError
 
 
-def capture(generator: torch.Generator, order: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors for safetensors, JSON-able dict) of all RNG state."""
+def capture(generator: torch.Generator, order: torch.Tensor, draws: torch.Generator | None = None
+            ) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors for safetensors, JSON-able dict) of all RNG state; `draws` is the loop's device generator
+    when it is not `generator` itself (GPU runs)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     tensors = {"generator": generator.get_state(), "torch": torch.get_rng_state(), "order": order,
                "numpy_keys": torch.from_numpy(keys.astype(np.int64))}  # (624,) uint32 values, stored as int64
+    if draws is not None and draws is not generator:
+        tensors["draws"] = draws.get_state()  # a CPU byte tensor even for a CUDA generator
     info = {"numpy": [kind, int(pos), int(has_gauss), float(cached)], "python": [version, list(internal), gauss]}
     return tensors, info
 
 
-def restore(generator: torch.Generator, tensors: dict[str, torch.Tensor], info: dict) -> torch.Tensor:
+def restore(generator: torch.Generator, tensors: dict[str, torch.Tensor], info: dict,
+            draws: torch.Generator | None = None) -> torch.Tensor:
     """Set every generator from a snapshot; returns the saved data order."""
     try:
         generator.set_state(tensors["generator"])
+        if draws is not None and draws is not generator:  # a CPU snapshot moving to a GPU has none: reseeded
+            draws.manual_seed(int(tensors["generator"].sum()))  # (a device change is not bitwise anyway)
+            if "draws" in tensors:
+                draws.set_state(tensors["draws"])
         torch.set_rng_state(tensors["torch"])
         kind, pos, has_gauss, cached = info["numpy"]
         np.random.set_state((kind, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
