@@ -52,3 +52,23 @@ def test_bad_arguments_fail_before_the_first_chunk(tiny_run):
         generate_chunks(*_args(tiny_run), torch.tensor([1, 12]))
     with pytest.raises(UserError, match="chunk size must be at least 1"):
         generate_chunks(*_args(tiny_run), torch.tensor([1]), batch_size=0)
+
+
+def test_bf16_sampling_stays_close_to_fp32(tiny_run):
+    """bf16 autocasts the network only (the solver stays fp32): same start noise, nearly the same images."""
+    labels = class_labels(10, 2)
+    fp32 = tiny_run.sample(labels, seed=5, steps=4)
+    bf16 = tiny_run.sample(labels, seed=5, steps=4, precision="bf16")
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape and torch.isfinite(bf16).all()
+    assert 0 < (bf16 - fp32).abs().mean() < 0.05
+    with pytest.raises(UserError, match="unknown precision 'fp16'"):
+        tiny_run.sample(labels, steps=2, precision="fp16")
+
+
+def test_an_editor_in_bf16_edits(tiny_run):
+    from difflab.edit.api import Editor
+
+    x = tiny_run.sample(class_labels(10, 1)[:2], seed=1, steps=2)
+    estimate = Editor(tiny_run, steps=3, precision="bf16").estimate(3, 2)
+    out = estimate(x, torch.full((2,), 500))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()

@@ -40,6 +40,18 @@ def test_sample_grid_has_one_row_per_class(run_dir, tmp_path):
     assert np.load(npz)["labels"].tolist() == sorted(list(range(10)) * 2)
 
 
+def test_bf16_flags_train_and_sample(run_dir, tmp_path):
+    """`--precision bf16` for training (autocast forward) and for sampling and editing (autocast network)."""
+    out = tmp_path / "bf16"
+    assert main(["train", "--steps", "6", "--no-eval", "--precision", "bf16", "--out", str(out), *TINY]) == 0
+    npz = tmp_path / "b.npz"
+    assert main(["sample", str(out), "--n", "10", "--steps", "2", "--precision", "bf16",
+                 "--out", str(tmp_path / "b.png"), "--save-npz", str(npz)]) == 0
+    assert np.load(npz)["images"].shape == (10, 28, 28, 1)
+    assert main(["edit", "sdedit", str(run_dir), "--from-dataset", "1", "--label", "3", "--precision", "bf16",
+                 "--out", str(tmp_path / "edit")]) == 0
+
+
 def test_console_script_runs(run_dir, tmp_path):
     result = subprocess.run([sys.executable, "-m", "difflab", "sample", str(run_dir), "--n", "4", "--steps", "2",
                              "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)

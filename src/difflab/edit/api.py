@@ -22,7 +22,7 @@ from difflab.edit.inpaint import inpaint
 from difflab.edit.sdedit import Level, level_schedule, sdedit
 from difflab.edit.views import get_view
 from difflab.errors import UserError
-from difflab.generate import null_condition
+from difflab.generate import in_precision, null_condition
 
 EDIT_STEPS = 20  # strided schedule of the edits: fine enough for SDEdit levels 1..20 (the run's default is 10)
 
@@ -31,12 +31,14 @@ class Editor:
     """A run's model, schedule and sampler settings, ready to edit with (`Run` → tensors)."""
 
     def __init__(self, run, *, solver: str | None = None, steps: int | None = EDIT_STEPS, guidance: float | None = None,
-                 eta: float = 0.0) -> None:
+                 eta: float = 0.0, precision: str = "fp32") -> None:
         run.check_samplable()
-        self.run, self.settings = run, run.settings(solver=solver, steps=steps, guidance=guidance, eta=eta)
+        self.run = run
+        self.settings = run.settings(solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision)
         self.alphas_cumprod = run.alphas_cumprod
         self.device = next(run.model.parameters()).device
-        self.model_estimate = model_noise_estimate(run.model, run.config.objective, self.alphas_cumprod.to(self.device))
+        self.model_estimate = in_precision(model_noise_estimate(run.model, run.config.objective,
+                                                                self.alphas_cumprod.to(self.device)), self.device, precision)
         cfg = run.model.config
         self.shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
 
