@@ -57,7 +57,7 @@ def inputs(batch: int, channels_last: bool = False):
 
 
 def make_step(model: torch.nn.Module, batch: int, *, fused: bool = False, channels_last: bool = False,
-              clip: bool = False, ema: bool = False) -> Step:
+              clip: bool = False, ema: bool = False, bf16: bool = False) -> Step:
     """One bare training step: forward, MSE, backward, AdamW (foreach, or fused); optionally the
     Trainer's gradient clipping (norm 1.0) and EMA update, to price them."""
     from difflab.training.ema import EMA
@@ -70,8 +70,8 @@ def make_step(model: torch.nn.Module, batch: int, *, fused: bool = False, channe
     x, t, c = inputs(batch, channels_last)
 
     def step() -> None:  # the labelled ranges give the phase split in the profile (negligible cost otherwise)
-        with record_function("phase: forward + loss"):
-            loss = F.mse_loss(model(x, t, c), x)
+        with record_function("phase: forward + loss"), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            loss = F.mse_loss(model(x, t, c).float(), x)
         with record_function("phase: backward"):
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -230,6 +230,7 @@ def levers(repeats: int, steps: int, use_compile: bool) -> None:
         "baseline (batch 64, foreach AdamW, contiguous, eager)": {"step": make_step(default_model(), 64)},
         "channels_last": {"step": make_step(default_model(), 64, channels_last=True)},
         "AdamW fused=True": {"step": make_step(default_model(), 64, fused=True)},
+        "bf16 autocast (`--precision bf16`)": {"step": make_step(default_model(), 64, bf16=True)},
         "1 thread": {"step": make_step(default_model(), 64), "threads": 1},
         "batch 128": {"step": make_step(default_model(), 128), "batch": 128},
         "+ clip_grad_norm_ (as the Trainer)": {"step": make_step(default_model(), 64, clip=True)},

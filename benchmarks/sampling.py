@@ -57,10 +57,10 @@ def unipc_sample(run: Run, labels: torch.Tensor, steps: int, guidance: float, *,
     return torch.cat(chunks)
 
 
-def sample(run: Run, solver: str, steps: int, labels: torch.Tensor, guidance: float) -> torch.Tensor:
+def sample(run: Run, solver: str, steps: int, labels: torch.Tensor, guidance: float, precision: str = "fp32") -> torch.Tensor:
     if solver == "unipc":
         return unipc_sample(run, labels, steps, guidance)
-    return run.sample(labels, solver=solver, steps=steps, guidance=guidance)
+    return run.sample(labels, solver=solver, steps=steps, guidance=guidance, precision=precision)
 
 
 def fewest_within(rows: list[tuple[str, int, float, float, float]], tolerance: float = 0.05) -> str:
@@ -77,10 +77,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--skip", default="", help="rows to leave out, e.g. ddpm:1000,ddim:100 (ddpm 1000 takes ~20 min on 2 cores)")
+    parser.add_argument("--only", default="", help="rows to run, e.g. dpm++:6,ddim:10 (default: all but --skip)")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"),
+                        help="network precision(s); each row runs once per precision (unipc: fp32 only)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     skip = {tuple(s.split(":")) for s in args.skip.split(",") if s}
-    grid = [(solver, steps) for solver, steps in GRID if (solver, str(steps)) not in skip]
+    only = {tuple(s.split(":")) for s in args.only.split(",") if s}
+    grid = [(solver, steps) for solver, steps in GRID if (solver, str(steps)) not in skip
+            and (not only or (solver, str(steps)) in only)]
     run = Run.load(args.run, device=args.device)
     judge = load_judge(run.config.dataset, verbose=False)
     real = judge.features(load_dataset(run.config.dataset, split="test").images)
@@ -89,13 +94,15 @@ def main() -> None:
     print(f"{'solver':8} {'NFE':>5} {'judge acc':>9} {'FD':>8} {'img/s':>8}   (guidance {args.guidance}, n={len(labels)})")
     rows = []
     for solver, steps in grid:
-        start = time.perf_counter()
-        images = sample(run, solver, steps, labels, args.guidance)
-        seconds = time.perf_counter() - start
-        acc = judge_samples(judge, images, labels)["accuracy"]
-        fd = frechet_distance(judge.features(images), real)
-        rows.append((solver, steps, acc, fd, len(labels) / seconds))
-        print(f"{solver:8} {steps:5} {100 * acc:8.1f}% {fd:8.2f} {len(labels) / seconds:8.0f}", flush=True)
+        for precision in args.precision if solver != "unipc" else ["fp32"]:
+            start = time.perf_counter()
+            images = sample(run, solver, steps, labels, args.guidance, precision)
+            seconds = time.perf_counter() - start
+            acc = judge_samples(judge, images, labels)["accuracy"]
+            fd = frechet_distance(judge.features(images), real)
+            rows.append((solver, steps, acc, fd, len(labels) / seconds))
+            tag = "" if args.precision == ["fp32"] else f"  {precision}"
+            print(f"{solver:8} {steps:5} {100 * acc:8.1f}% {fd:8.2f} {len(labels) / seconds:8.0f}{tag}", flush=True)
     print(fewest_within(rows))
 
 

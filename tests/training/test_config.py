@@ -38,3 +38,17 @@ def test_unknown_key_and_bad_file(tmp_path):
     (tmp_path / "d.json").write_text("{not json")
     with pytest.raises(UserError, match="not valid json"):
         TrainConfig.load(tmp_path / "d.json")
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    import torch
+
+    from difflab import precision
+
+    for native in (True, False):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
+        assert precision.resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+        assert precision.resolve_precision("auto", torch.device("cuda")) == "fp32"  # host-bound there: not measured to pay
+        assert precision.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(UserError, match="unknown precision 'fp16'; use one of auto, fp32, bf16"):
+        TrainConfig(precision="fp16")

@@ -31,8 +31,10 @@ WEIGHT_RTOL = 1e-3  # ... and Adam turns float noise in a near-zero gradient int
 
 @pytest.fixture(scope="module")
 def config() -> TrainConfig:
+    # fp32: bf16 autocast rounds a half batch differently from a whole one (oneDNN picks other kernels),
+    # far above the 1e-4 this file checks; the sharding itself is what is tested here
     return TrainConfig(channels=(8, 16), batch_size=16, steps=20, minutes=None, log_every=5, warmup_steps=5,
-                       num_sample_grids=0, sample_steps=4, checkpoint_minutes=100.0)
+                       num_sample_grids=0, sample_steps=4, checkpoint_minutes=100.0, precision="fp32")
 
 
 @pytest.fixture(scope="module", autouse=True)
