@@ -57,7 +57,7 @@ def test_bad_arguments_fail_before_the_first_chunk(tiny_run):
 def test_bf16_sampling_stays_close_to_fp32(tiny_run):
     """bf16 autocasts the network only (the solver stays fp32): same start noise, nearly the same images."""
     labels = class_labels(10, 2)
-    fp32 = tiny_run.sample(labels, seed=5, steps=4)
+    fp32 = tiny_run.sample(labels, seed=5, steps=4, precision="fp32")
     bf16 = tiny_run.sample(labels, seed=5, steps=4, precision="bf16")
     assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape and torch.isfinite(bf16).all()
     assert 0 < (bf16 - fp32).abs().mean() < 0.05

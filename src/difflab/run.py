@@ -89,7 +89,7 @@ class Run:
             self._embedder = PromptEmbedder(self.config.text_encoder)
         return self._embedder(prompts).to(next(self.model.parameters()).device)
 
-    def settings(self, *, solver=None, steps=None, guidance=None, eta: float = 0.0, precision: str = "fp32") -> SamplerSettings:
+    def settings(self, *, solver=None, steps=None, guidance=None, eta: float = 0.0, precision: str = "auto") -> SamplerSettings:
         c = self.config
         return SamplerSettings(solver or c.solver, steps or c.sample_steps, c.guidance if guidance is None else guidance,
                                eta, precision)

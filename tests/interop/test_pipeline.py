@@ -44,7 +44,7 @@ def test_pipeline_samples_what_diffusers_ddim_does(pipeline_dir):
     """The wiring (ε objective, the scheduler's ᾱ, class labels) against diffusers' own loop."""
     run = PipelineRun.load(pipeline_dir)
     labels = torch.tensor([0, 2])
-    ours = run.sample(labels, seed=3, solver="ddim", steps=5)
+    ours = run.sample(labels, seed=3, solver="ddim", steps=5, precision="fp32")
     scheduler = DDIMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=True,
                               set_alpha_to_one=True, timestep_spacing="trailing")
     scheduler.set_timesteps(5)

@@ -31,7 +31,7 @@ class Editor:
     """A run's model, schedule and sampler settings, ready to edit with (`Run` → tensors)."""
 
     def __init__(self, run, *, solver: str | None = None, steps: int | None = EDIT_STEPS, guidance: float | None = None,
-                 eta: float = 0.0, precision: str = "fp32") -> None:
+                 eta: float = 0.0, precision: str = "auto") -> None:
         run.check_samplable()
         self.run = run
         self.settings = run.settings(solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision)
