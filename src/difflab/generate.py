@@ -14,7 +14,7 @@ import torch
 from difflab.diffusion import classifier_free, make_solver, model_noise_estimate, sample, timesteps
 from difflab.diffusion.sampling import Step
 from difflab.errors import UserError
-from difflab.precision import PRECISIONS, resolve_precision
+from difflab.precision import PRECISIONS, autocast, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def in_precision(estimate: Callable, device: torch.device, precision: str) -> Ca
         return estimate
 
     def bf16_estimate(*args, **kwargs):
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with autocast(precision, device):
             return estimate(*args, **kwargs).float()
 
     return bf16_estimate

@@ -34,4 +34,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
-__all__ = ["PRECISIONS", "cpu_has_native_bf16", "resolve_precision"]
+def autocast(name: str, device: torch.device) -> torch.autocast:
+    """The network's context: bf16 autocast when `name` resolves to bf16 on `device`, else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(name, device) == "bf16")
+
+
+__all__ = ["PRECISIONS", "autocast", "cpu_has_native_bf16", "resolve_precision"]

@@ -34,10 +34,11 @@ def restore(generator: torch.Generator, tensors: dict[str, torch.Tensor], info: 
     """Set every generator from a snapshot; returns the saved data order."""
     try:
         generator.set_state(tensors["generator"])
-        if draws is not None and draws is not generator:  # a CPU snapshot moving to a GPU has none: reseeded
-            draws.manual_seed(int(tensors["generator"].sum()))  # (a device change is not bitwise anyway)
+        if draws is not None and draws is not generator:
             if "draws" in tensors:
                 draws.set_state(tensors["draws"])
+            else:  # a CPU snapshot moving to a GPU has none: reseeded (a device change is not bitwise anyway)
+                draws.manual_seed(int(tensors["generator"].sum()))
         torch.set_rng_state(tensors["torch"])
         kind, pos, has_gauss, cached = info["numpy"]
         np.random.set_state((kind, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))

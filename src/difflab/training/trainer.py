@@ -26,7 +26,7 @@ from difflab.data import ImageDataset, load_dataset
 from difflab.diffusion import NoiseSchedule, q_sample, target
 from difflab.errors import UserError
 from difflab.nn.unet import UNet
-from difflab.precision import resolve_precision
+from difflab import precision
 from difflab.training import checkpoint as ckpt
 from difflab.training import distributed, rngstate
 from difflab.training.conditioning import TextConditioning, make_conditioning
@@ -82,7 +82,7 @@ class Trainer:
         if check_every_step is None:  # free on a CPU; on a GPU it would stall the queue every step
             check_every_step = self.device.type == "cpu" and not self.faults.deferred_checks
         self.check_every_step = check_every_step
-        self.precision = resolve_precision(config.precision, self.device)  # "auto" -> fp32 | bf16 here
+        self.precision = precision.resolve_precision(config.precision, self.device)  # "auto" -> fp32 | bf16 here
         self.data: ImageDataset = load_dataset(config.dataset, data_dir=config.data_dir, image_size=config.image_size)
         c, h, w = self.data.image_shape
         if h != w:
@@ -177,7 +177,7 @@ class Trainer:
 
     def autocast(self) -> torch.autocast:
         """bf16 autocast of the forward pass when `precision` asks for it (weights, loss, AdamW stay fp32)."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        return precision.autocast(self.precision, self.device)
 
     def train_step(self) -> torch.Tensor:
         """One AdamW step on the next batch; returns its loss (0-dim, on the device; NaN when skipped).
@@ -212,15 +212,15 @@ class Trainer:
         """The step without reading `ok` on the host: the device skips the update itself."""
         if self.skips is None:
             self.skips = torch.tensor([self.skipped_steps, self.bad_steps], device=self.device)
-        bad = (~ok).to(torch.float32)
-        self.optimizer.found_inf = bad  # fused AdamW: no change to weights, moments or its step count
+        bad = (~ok).long()
+        self.optimizer.found_inf = bad.float()  # fused AdamW: no change to weights, moments or its step count
         try:
             self.optimizer.step()
         finally:
             del self.optimizer.found_inf
         self.ema.update(self.model, where=ok)
-        self.skips += bad.long()  # (skipped, consecutive bad) ...
-        self.skips[1] *= bad.long()  # ... the run of bad steps ends at a good one
+        self.skips += bad  # (skipped, consecutive bad) ...
+        self.skips[1] *= bad  # ... the run of bad steps ends at a good one
         self.step += 1
         return torch.where(ok, loss, math.nan)
 
