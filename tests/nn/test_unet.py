@@ -36,13 +36,17 @@ def test_single_step_denoiser_ignores_time():
 
 
 def test_config_round_trip_gives_identical_outputs(tmp_path):
-    from difflab.training.checkpoint import load_tensors, save_tensors
+    from difflab.nn.spec import ModelSpec, build
+    from difflab.run.files import load_tensors, read_json, save_tensors, write_json
 
     model = UNet(channels=(8, 16, 16), attention_levels=(2,), num_classes=10)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.05)
     save_tensors(tmp_path / "m.safetensors", model.state_dict())
-    clone = UNet(**model.config)
+    write_json(tmp_path / "spec.json", model.spec.to_dict())  # save -> load through JSON, as a run folder does
+    spec = ModelSpec.from_dict(read_json(tmp_path / "spec.json"))
+    assert spec == model.spec
+    clone = build(spec)
     clone.load_state_dict(load_tensors(tmp_path / "m.safetensors"))
     x, t, c = torch.randn(3, 1, 28, 28), torch.tensor([1, 500, 999]), torch.tensor([0, 9, 10])
     assert torch.equal(model(x, t, c), clone(x, t, c))
@@ -82,7 +86,7 @@ def test_text_unet_contract_errors_and_config_round_trip():
         UNet(num_classes=10, text_dim=12)
     with pytest.raises(UserError, match="cross_attention_levels"):
         UNet(channels=(8, 16), num_classes=0, text_dim=12, cross_attention_levels=(2,))
-    twin = UNet(**net.config)
+    twin = UNet(**net.spec.network_kwargs())
     twin.load_state_dict(net.state_dict())
     x, t, c = torch.randn(2, 1, 28, 28), torch.tensor([1, 2]), torch.randn(2, 4, 12)
     assert torch.equal(twin(x, t, c), net(x, t, c))

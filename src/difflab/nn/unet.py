@@ -12,8 +12,8 @@
   their mean also shifts the time embedding (FiLM), like a class embedding would.
 - `cond=None` means unconditional for every image.
 
-The constructor's keyword arguments are the model's whole configuration: `unet.config` is saved
-next to the weights and `UNet(**config)` rebuilds it.
+The constructor's keyword arguments are the model's whole configuration: `unet.spec` (a `ModelSpec`)
+is saved next to the weights and `difflab.nn.spec.build(spec)` rebuilds it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from difflab.errors import UserError
-from difflab.nn.layers import (CrossAttention, Downsample, ResBlock, SelfAttention, Upsample, group_norm,
-                               sinusoidal_embedding)
+from difflab.nn.layers import CrossAttention, Downsample, ResBlock, SelfAttention, Upsample, group_norm, sinusoidal_embedding
+from difflab.nn.spec import ModelSpec
 
 
 class UNet(nn.Module):
@@ -41,6 +41,7 @@ class UNet(nn.Module):
         groups: int = 8,  # GroupNorm groups (reduced to gcd with the width)
         text_dim: int = 0,  # 0: no text; else the width of the prompt token embeddings (384 for MiniLM)
         cross_attention_levels: tuple[int, ...] = (),  # levels where pixels attend to the prompt (text only)
+        prediction: str = "v",  # what the output is (the training objective); recorded in `spec`
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
@@ -53,60 +54,73 @@ class UNet(nn.Module):
                             f"cross_attention_levels={cross_attention_levels}")
         if text_dim and num_classes:
             raise UserError("a U-Net is conditioned on classes or on text, not both; fix: num_classes=0 with text_dim")
-        self.config = dict(
-            in_channels=in_channels, image_size=image_size, channels=list(channels),
-            blocks_per_level=blocks_per_level, attention_levels=list(attention_levels),
-            num_classes=num_classes, time_conditioning=time_conditioning, dropout=dropout, groups=groups,
-            text_dim=text_dim, cross_attention_levels=list(cross_attention_levels),
+        self.spec = ModelSpec(  # the whole configuration: saved in model.json, `build(spec)` rebuilds it
+            in_channels=in_channels, image_size=image_size, channels=channels, blocks_per_level=blocks_per_level,
+            attention_levels=attention_levels, num_classes=num_classes, time_conditioning=time_conditioning,
+            dropout=dropout, groups=groups, text_dim=text_dim, cross_attention_levels=cross_attention_levels,
+            prediction=prediction,
         )
         self.num_classes, self.text_dim = num_classes, text_dim
         emb_dim = 4 * channels[0] if (time_conditioning or num_classes or text_dim) else 0
+        self._build_conditioning(self.spec, emb_dim)
+        block = dict(emb_dim=emb_dim, groups=groups, dropout=dropout)
+        cross = dict(context_dim=emb_dim, groups=groups)
+        skip_widths = self._build_encoder(self.spec, block, cross)
+        self._build_decoder(self.spec, block, cross, skip_widths)
+
+    def _build_conditioning(self, spec: ModelSpec, emb_dim: int) -> None:
+        """Time MLP, class embedding (with the null class) or the text projections, all of width `emb_dim`."""
+        c0 = spec.channels[0]
         self.time_mlp = (
-            nn.Sequential(nn.Linear(channels[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-            if time_conditioning else None
+            nn.Sequential(nn.Linear(c0, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)) if spec.time_conditioning else None
         )
-        self.class_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
-        if text_dim:
-            self.context_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, emb_dim))
+        self.class_emb = nn.Embedding(spec.num_classes + 1, emb_dim) if spec.num_classes else None
+        if spec.text_dim:
+            self.context_proj = nn.Sequential(nn.LayerNorm(spec.text_dim), nn.Linear(spec.text_dim, emb_dim))
             self.null_token = nn.Parameter(torch.zeros(1, 1, emb_dim))  # always attendable: the empty prompt's token
             self.null_pooled = nn.Parameter(torch.zeros(1, emb_dim))  # the empty prompt's FiLM input
             self.text_film = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        cross = dict(context_dim=emb_dim, groups=groups)
-        block = dict(emb_dim=emb_dim, groups=groups, dropout=dropout)
 
-        self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+    def _build_encoder(self, spec: ModelSpec, block: dict, cross: dict) -> list[int]:
+        """The way down and the middle; returns the skip widths the way up consumes."""
+        channels, groups = spec.channels, spec.groups
+        self.conv_in = nn.Conv2d(spec.in_channels, channels[0], 3, padding=1)
         self.down = nn.ModuleList()
         c_prev, skip_widths = channels[0], []
-        for level, c in enumerate(channels):
+        for c in channels:
             stage = nn.ModuleList()
-            for _ in range(blocks_per_level):
+            for _ in range(spec.blocks_per_level):
                 stage.append(ResBlock(c_prev, c, **block))
                 c_prev = c
                 skip_widths.append(c)
             self.down.append(stage)
         self.downsample = nn.ModuleList(Downsample(c, c) for c in channels[:-1])
-        self.down_attn = nn.ModuleDict({str(i): SelfAttention(channels[i], groups=groups) for i in attention_levels})
-        xlevels = cross_attention_levels if text_dim else ()
+        self.down_attn = nn.ModuleDict({str(i): SelfAttention(channels[i], groups=groups) for i in spec.attention_levels})
+        xlevels = spec.cross_attention_levels if spec.text_dim else ()
         self.down_xattn = nn.ModuleDict({str(i): CrossAttention(channels[i], **cross) for i in xlevels})
-        self.mid_xattn = CrossAttention(channels[-1], **cross) if text_dim else None
-
+        self.mid_xattn = CrossAttention(channels[-1], **cross) if spec.text_dim else None
         self.mid1 = ResBlock(c_prev, c_prev, **block)
-        self.mid_attn = SelfAttention(c_prev, groups=groups) if attention_levels else nn.Identity()
+        self.mid_attn = SelfAttention(c_prev, groups=groups) if spec.attention_levels else nn.Identity()
         self.mid2 = ResBlock(c_prev, c_prev, **block)
+        return skip_widths
 
+    def _build_decoder(self, spec: ModelSpec, block: dict, cross: dict, skip_widths: list[int]) -> None:
+        """The way up (mirroring the way down) and the zero-initialised output convolution."""
+        channels, groups = spec.channels, spec.groups
         self.up = nn.ModuleList()
+        c_prev = channels[-1]
         for level in reversed(range(len(channels))):
             stage = nn.ModuleList()
-            for _ in range(blocks_per_level):
+            for _ in range(spec.blocks_per_level):
                 stage.append(ResBlock(c_prev + skip_widths.pop(), channels[level], **block))
                 c_prev = channels[level]
             self.up.append(stage)
         self.upsample = nn.ModuleList(Upsample(c, c) for c in reversed(channels[1:]))
-        self.up_attn = nn.ModuleDict({str(i): SelfAttention(channels[i], groups=groups) for i in attention_levels})
+        self.up_attn = nn.ModuleDict({str(i): SelfAttention(channels[i], groups=groups) for i in spec.attention_levels})
+        xlevels = spec.cross_attention_levels if spec.text_dim else ()
         self.up_xattn = nn.ModuleDict({str(i): CrossAttention(channels[i], **cross) for i in xlevels})
-
         self.norm_out = group_norm(channels[0], groups)
-        self.conv_out = nn.Conv2d(channels[0], in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(channels[0], spec.in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 

@@ -1,0 +1,254 @@
+"""`RunFolder`: the one owner of a run folder's layout — every path, every write, every read.
+
+    RUN/config.json          TrainConfig (every training option)
+    RUN/model.json           ModelSpec (the network), class names, image shape, text prompts
+    RUN/model.safetensors    raw weights;  RUN/ema.safetensors  EMA weights (sampled from by default)
+    RUN/state/               one resumable snapshot: weights, EMA, optimizer, RNG, trainer.json
+    RUN/metrics.jsonl        one JSON line per log step
+    RUN/samples/ plots/ eval/ explain/ edit/   pictures and results;   RUN/report.html
+    RUN/distill.json         a distilled run's provenance
+
+Nothing else in difflab spells these names. Writes are atomic (`difflab.run.files`); `state/` is
+replaced by directory rename, so a crash at any moment leaves the old or the new snapshot, never a
+mix, and leftovers of an interrupted write are cleaned on the next read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from difflab.errors import UserError
+from difflab.run import files
+from difflab.run.files import TEMP_SUFFIX
+
+if TYPE_CHECKING:
+    from difflab.nn.spec import ModelSpec
+    from difflab.training.config import TrainConfig
+
+CONFIG, MODEL_META, METRICS, REPORT, DISTILL = "config.json", "model.json", "metrics.jsonl", "report.html", "distill.json"
+WEIGHTS = ("model", "ema")  # <name>.safetensors at the top: what users and samplers load
+STATE_DIR, STATE_INFO = "state", "trainer.json"
+STATE_FILES = ("ema", "model", "optimizer")  # required in state/; rng.safetensors is checked by the trainer
+SUBFOLDERS = ("samples", "plots", "eval", "explain", "edit")
+
+
+class RunFolder:
+    """The files of one run folder; cheap to make, holds no open handles."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # --- paths ---------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / MODEL_META
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path / STATE_DIR
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT
+
+    def weights_path(self, name: str = "ema") -> Path:
+        if name not in WEIGHTS:
+            raise UserError(f"unknown weights {name!r}; use one of {', '.join(WEIGHTS)}")
+        return self.path / f"{name}.safetensors"
+
+    def sub(self, folder: str, *parts: str, create: bool = False) -> Path:
+        """`RUN/<folder>/<parts...>` (samples, plots, eval, explain, edit); `create` makes the parent folder."""
+        if folder not in SUBFOLDERS:
+            raise ValueError(f"unknown run sub-folder {folder!r}; one of {', '.join(SUBFOLDERS)}")
+        path = self.path.joinpath(folder, *parts)
+        if create:
+            (path if not parts else path.parent).mkdir(parents=True, exist_ok=True)
+        return path
+
+    def is_run(self) -> bool:
+        return self.config_path.is_file()
+
+    def require_run(self) -> RunFolder:
+        if not self.path.is_dir():
+            raise UserError(f"run folder {self.path} not found; fix: give the folder that `difflab train` printed")
+        if not self.is_run():
+            raise UserError(f"{self.path} is not a run folder (no {CONFIG}); fix: give the folder `difflab train` wrote")
+        return self
+
+    # --- creation, config and the model's description ------------------------------------------
+    def create(self, config: TrainConfig, meta: dict) -> None:
+        """A new run: folders, config.json, model.json and an empty metrics.jsonl."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for sub in ("samples", "plots"):
+            (self.path / sub).mkdir(exist_ok=True)
+        self.write_config(config)
+        self.write_metrics([])
+        self.write_meta(meta)
+
+    def read_config(self) -> TrainConfig:
+        from difflab.training.config import TrainConfig
+
+        self.require_run()
+        return TrainConfig.load(self.config_path)
+
+    def write_config(self, config: TrainConfig) -> None:
+        files.write_json(self.config_path, config.to_dict())
+
+    def check_config(self, new: TrainConfig, saved: TrainConfig | dict | None = None, *,
+                     may_change: frozenset[str] | None = None) -> None:
+        """The one "does this config match this run" check. By default only the budget, bookkeeping and
+        sampling defaults may change (continuing a run); `may_change` narrows that (a sweep: only the device).
+        `saved` is what to compare with: the snapshot's config, else config.json."""
+        from difflab.training.config import RESUMABLE_CHANGES, config_diff
+
+        where = self.state_dir if saved is not None else self.path
+        saved = self.read_config() if saved is None else saved
+        old = saved if isinstance(saved, dict) else saved.to_dict()
+        diff = config_diff(old, new.to_dict(), RESUMABLE_CHANGES if may_change is None else may_change)
+        if diff:
+            keys = ", ".join(d.split(":")[0] for d in diff)
+            raise UserError(f"{where} was trained with different {keys} (saved with another configuration: "
+                            f"{'; '.join(diff)}); fix: continue with the run's own config.json, or a new --out")
+
+    def read_meta(self) -> dict:
+        return files.read_json(self.meta_path)
+
+    def write_meta(self, meta: dict) -> None:
+        files.write_json(self.meta_path, meta)
+
+    def read_spec(self, config: TrainConfig | None = None) -> ModelSpec:
+        """The network's `ModelSpec` from model.json (its prediction type from the config when model.json,
+        written before specs had one, lacks it)."""
+        from difflab.nn.spec import ModelSpec
+
+        meta = self.read_meta()
+        prediction = (config or self.read_config()).objective
+        return ModelSpec.from_dict(meta.get("model"), source=str(self.meta_path), prediction=prediction)
+
+    # --- weights -------------------------------------------------------------------------------
+    def save_weights(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        files.save_tensors(self.weights_path(name), state)
+
+    def load_weights(self, name: str = "ema") -> dict[str, torch.Tensor]:
+        return files.load_tensors(self.weights_path(name))
+
+    # --- metrics -------------------------------------------------------------------------------
+    def read_metrics(self) -> list[dict]:
+        """The one metrics.jsonl reader: rows in order, a line torn by a crash (or still being written) skipped."""
+        return files.read_jsonl(self.metrics_path)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        files.atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def trim_metrics(self, step: int) -> None:
+        """Drop metric lines written after the snapshot at `step` (and torn lines), so a resumed trace has
+        no duplicates."""
+        if self.metrics_path.exists():
+            self.write_metrics([r for r in self.read_metrics() if _is_number(r.get("step")) and r["step"] <= step])
+
+    # --- results beside the run: evaluations, provenance ---------------------------------------
+    def write_eval(self, name: str, result: dict) -> Path:
+        path = self.sub("eval", f"{name}.json", create=True)
+        files.write_json(path, result)
+        return path
+
+    def read_eval(self, name: str) -> dict | None:
+        path = self.sub("eval", f"{name}.json")
+        return files.read_json(path) if path.is_file() else None
+
+    def read_evals(self) -> dict[str, dict]:
+        """Every `eval/*.json`, by name; a damaged one is skipped (a report must still render)."""
+        out = {}
+        for path in sorted(self.sub("eval").glob("*.json")):
+            try:
+                out[path.stem] = files.read_json(path)
+            except UserError:
+                continue
+        return out
+
+    def read_distill(self) -> dict | None:
+        path = self.path / DISTILL
+        return files.read_json(path) if path.is_file() else None
+
+    def write_distill(self, info: dict) -> None:
+        files.write_json(self.path / DISTILL, info)
+
+    # --- the resumable snapshot ----------------------------------------------------------------
+    def has_state(self) -> bool:
+        return (self.state_dir / STATE_INFO).is_file()
+
+    def write_state(self, tensors: dict[str, dict[str, torch.Tensor]], info: dict) -> None:
+        """Atomically replace `state/` with files `<name>.safetensors` and `trainer.json`."""
+        self.recover_state()
+        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".state.", suffix=TEMP_SUFFIX))
+        try:
+            for name, group in tensors.items():
+                files.save_tensors(tmp / f"{name}.safetensors", group)
+            files.atomic_write_text(tmp / STATE_INFO, json.dumps(info, indent=1))
+            final, old = self.state_dir, self.path / ".state.old"
+            if final.exists():
+                os.rename(final, old)
+            os.rename(tmp, final)  # the commit point: before it the old snapshot rules, after it the new one
+            files.fsync_dir(self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.recover_state()  # a failed rename must not leave the old snapshot under .state.old
+            raise
+
+    def recover_state(self) -> None:
+        """Finish or undo an interrupted `write_state`, and delete temp leftovers (they are never read)."""
+        state, old = self.state_dir, self.path / ".state.old"
+        if old.is_dir() and not state.is_dir():
+            os.rename(old, state)  # killed between the two renames: the old snapshot is the newest complete one
+        shutil.rmtree(old, ignore_errors=True)
+        for folder in (self.path, state):
+            for leftover in folder.glob(f".*{TEMP_SUFFIX}"):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+    def read_state(self, *, recover: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
+        """The newest complete snapshot; cleans temp leftovers of an interrupted write (unless `recover=False`:
+        a reader that is not the writer, e.g. a rank other than 0, must not delete the writer's temp files)."""
+        if recover:
+            self.recover_state()
+        state = self.state_dir
+        if not (state / STATE_INFO).is_file():
+            raise UserError(f"{self.path} has no resumable state ({STATE_DIR}/{STATE_INFO}); fix: start a new run")
+        info = files.read_json(state / STATE_INFO)
+        missing = [f"{name}.safetensors" for name in STATE_FILES if not (state / f"{name}.safetensors").is_file()]
+        if missing:
+            raise UserError(f"{state} is incomplete (missing {', '.join(missing)}); fix: start a new run")
+        tensors = {p.stem: files.load_tensors(p) for p in sorted(state.glob("*.safetensors"))}
+        return tensors, info
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+__all__ = ["RunFolder"]

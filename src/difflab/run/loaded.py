@@ -1,0 +1,118 @@
+"""`Run`: a trained run folder as a Python object — its config, its network, and how to sample from it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from difflab.diffusion import NoiseSchedule
+from difflab.errors import UserError
+from difflab.nn.spec import ModelFactory, build
+from difflab.run.folder import RunFolder
+from difflab.sampling import Condition, Sampler
+from difflab.training.config import TrainConfig
+
+
+class Run:
+    """A run's config, its `Denoiser` (EMA weights by default) and class names; `folder` owns its files."""
+
+    def __init__(self, path: str | Path, config: TrainConfig, model: torch.nn.Module, class_names: tuple[str, ...],
+                 class_prompts: list[list[str]] | None = None):
+        self.folder = RunFolder(path)
+        self.path, self.config, self.model, self.class_names = self.folder.path, config, model, tuple(class_names)
+        self.class_prompts = class_prompts  # text runs: per class, the training captions `--label k` stands for
+        self.alphas_cumprod = NoiseSchedule(config.schedule, config.num_timesteps).alphas_cumprod
+        self._embedder = None
+
+    @classmethod
+    def load(cls, path: str | Path, *, weights: str = "ema", device: str = "cpu",
+             model_factory: ModelFactory | None = None) -> Run:
+        """Read a run folder; `model_factory` rebuilds a network that is not difflab's U-Net."""
+        folder = RunFolder(path).require_run()
+        config = folder.read_config()
+        meta, spec = folder.read_meta(), folder.read_spec(config)
+        model = build(spec, model_factory)
+        state = folder.load_weights(weights)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise UserError(f"{folder.weights_path(weights)} does not fit model.json ({first})") from None
+        model.eval().requires_grad_(False).to(device)
+        return cls(folder.path, config, model, tuple(meta.get("class_names", ())), meta.get("class_prompts"))
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+    def check_samplable(self) -> None:
+        """A denoise run is one-step, time-free: the sampler's ε̂(x_t, t) does not exist for it."""
+        if not self.spec.samplable:
+            raise UserError(f"{self.path} is a single-step denoiser (--objective denoise), not a diffusion model; "
+                            "fix: use `difflab edit denoise-ood` on it, or sample from a v/eps/x0 run")
+
+    @property
+    def is_text(self) -> bool:
+        return self.spec.is_text
+
+    @property
+    def num_classes(self) -> int:
+        """Classes `--label` can name; for a text run, the dataset's classes (each stands for its first caption)."""
+        return self.spec.num_classes or (len(self.class_prompts or ()) if self.is_text else 0)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def condition(self, labels=None, prompts=None, *, n: int | None = None) -> Condition:
+        """What the model is conditioned on: class ids, prompt embeddings (text runs; there `labels` stand
+        for each class's first training caption), or `n` unconditional images."""
+        if prompts is not None and labels is not None:
+            raise UserError("give labels or prompts, not both")
+        if prompts is not None:
+            if not self.is_text:
+                raise UserError(f"{self.path} is not a text-conditional run; fix: --label instead of --prompt, or "
+                                "train with --conditioning text")
+            return Condition.text(self.embed_prompts(list(prompts)))
+        if labels is None:
+            if n is None or n < 1:
+                raise UserError(f"number of images must be at least 1, got {n}")
+            return Condition.unconditional(n)
+        if not self.is_text:
+            return Condition.classes(labels, self.spec.num_classes)
+        labels = Condition.classes(labels, self.num_classes).values
+        return Condition.text(self.embed_prompts([self.class_prompts[i][0] for i in labels.tolist()]))
+
+    def embed_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """`(N, L, D)` prompt embeddings, cached per prompt (memory and disk)."""
+        from difflab.text.prompts import PromptEmbedder
+
+        if not prompts:
+            raise UserError("no prompt given; fix: --prompt \"a handwritten seven\"")
+        if self._embedder is None:
+            self._embedder = PromptEmbedder(self.config.text_encoder)
+        return self._embedder(prompts).to(self.device)
+
+    def sampler(self, *, solver=None, steps=None, guidance=None, eta=None, precision=None, seed=None) -> Sampler:
+        """The run's default sampler (config.json's solver, steps, guidance), with any setting overridden."""
+        c = self.config
+        return Sampler(c.solver, c.sample_steps, c.guidance).replace(
+            solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision, seed=seed)
+
+    def sample(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, callback=None,
+               **settings) -> torch.Tensor:
+        """Images `(N, C, H, W)` in [-1, 1]; `labels` class ids, `prompts` texts (text runs), or `n` unconditional."""
+        self.check_samplable()
+        sampler = self.sampler(seed=seed, **settings)
+        return sampler.generate(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n), callback=callback)
+
+    def sample_chunks(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, chunk_size: int = 500,
+                      callback=None, **settings) -> Iterator[tuple[Condition, torch.Tensor]]:
+        """`sample` as a lazy iterator of `(Condition of the chunk, images (b, C, H, W))`, `b <= chunk_size`:
+        the same images for the same seed, with only one chunk in memory at a time."""
+        self.check_samplable()
+        sampler = self.sampler(seed=seed, **settings)
+        return sampler.chunks(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n),
+                              batch_size=chunk_size, callback=callback)

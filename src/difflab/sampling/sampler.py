@@ -1,0 +1,153 @@
+"""`Sampler`: solver, steps, guidance, precision and seed — the one sampling setup every caller uses.
+
+Generate, the editor, distillation's teacher, explain and the studio all build their noise estimate
+and their solver here, and run the one loop (`difflab.diffusion.sampling.sample`):
+
+    sampler = Sampler("dpm++", steps=6, guidance=3.0, seed=0)
+    images = sampler.generate(model, alphas_cumprod, Condition.classes([7] * 16, 10))   # (16, C, H, W)
+
+The model is a `Denoiser` (`model(x_t, t, cond)` with `model.spec.prediction`); whatever it
+predicts, the solver sees ε̂. Chunks keep memory flat: 10,000 images need not live at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from difflab.diffusion import classifier_free, make_solver, model_noise_estimate, sample, timesteps
+from difflab.diffusion.guidance import ConditionalEstimate
+from difflab.diffusion.sampling import NoiseEstimate, Step
+from difflab.diffusion.solvers import SOLVERS, Solver
+from difflab.errors import UserError
+from difflab.precision import PRECISIONS, autocast, resolve_precision
+from difflab.sampling.condition import Condition, null_of
+
+MAX_STEPS = 1000  # no schedule has more timesteps than this by default; more steps cannot help
+
+
+@dataclass(frozen=True)
+class Sampler:
+    solver: str = "dpm++"
+    steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py)
+    guidance: float = 3.0  # classifier-free guidance scale w: 1 plain conditional, 0 unconditional
+    eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM-like
+    precision: str = "auto"  # fp32 | bf16 (network under autocast) | auto: bf16 on CPUs with native bf16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise UserError(f"unknown solver {self.solver!r}; use one of {', '.join(SOLVERS)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise UserError(f"--steps must be an integer in 1..{MAX_STEPS}, got {self.steps!r}")
+        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 100:
+            raise UserError(f"--guidance must be a number in [0, 100], got {self.guidance}")
+        if not math.isfinite(self.eta) or not 0 <= self.eta <= 1:
+            raise UserError(f"--eta must be in [0, 1], got {self.eta}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise UserError(f"--seed must be an integer in 0..2**63-1, got {self.seed!r}")
+
+    def replace(self, **changes) -> Sampler:
+        """A copy with `changes`; None values keep the current setting."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    # --- the pieces ----------------------------------------------------------------------------
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    def timesteps(self, num_timesteps: int) -> list[int]:
+        return timesteps(num_timesteps, self.steps)
+
+    def make_solver(self, alphas_cumprod: torch.Tensor) -> Solver:
+        """A fresh solver (multistep solvers keep state between steps)."""
+        options = {"eta": self.eta} if self.solver == "ddim" else {}
+        return make_solver(self.solver, alphas_cumprod, **options)
+
+    def model_estimate(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor) -> ConditionalEstimate:
+        """ε̂(x_t, t, cond) of a `Denoiser`, the network under bf16 autocast when asked (solver stays fp32)."""
+        device = next(model.parameters()).device
+        spec = model.spec
+        if not spec.samplable:
+            raise UserError("this model is a single-step denoiser (--objective denoise), not a diffusion model; "
+                            "fix: use `difflab edit denoise-ood` on it, or sample from a v/eps/x0 run")
+        estimate = model_noise_estimate(model, spec.prediction, alphas_cumprod.to(device))
+        if resolve_precision(self.precision, device) != "bf16":
+            return estimate
+
+        def bf16_estimate(x, t, cond=None):
+            with autocast(self.precision, device):
+                return estimate(x, t, cond).float()
+
+        return bf16_estimate
+
+    def guided(self, estimate: ConditionalEstimate, num_classes: int) -> ConditionalEstimate:
+        """ε̂(x, t, cond) with classifier-free guidance at this sampler's scale, the null branch taken
+        from each batch's own `cond` (distillation's teacher sees a new batch of conditions each call)."""
+
+        def guided(x, t, cond):
+            return classifier_free(estimate, cond, null_of(cond, num_classes), self.guidance)(x, t)
+
+        return guided
+
+    def noise_estimate(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition | None,
+                       *, device=None) -> NoiseEstimate:
+        """ε̂(x_t, t) for one batch of conditions, guided (CFG) at this sampler's scale."""
+        estimate = self.model_estimate(model, alphas_cumprod)
+        if cond is None or cond.values is None:
+            return classifier_free(estimate, None, None, 1.0)
+        device = device or next(model.parameters()).device
+        values = cond.values.to(device)
+        return classifier_free(estimate, values, null_of(values, cond.num_classes), self.guidance)
+
+    # --- running it ----------------------------------------------------------------------------
+    def run(self, estimate: NoiseEstimate, x: torch.Tensor, alphas_cumprod: torch.Tensor, *,
+            generator: torch.Generator | None = None, callback: Callable[[Step], None] | None = None,
+            project=None, timesteps: list[int] | None = None) -> torch.Tensor:
+        """The one loop from `x` (pure noise at T unless `timesteps` starts lower) to the clean image."""
+        ts = self.timesteps(len(alphas_cumprod)) if timesteps is None else timesteps
+        return sample(estimate, x, ts, self.make_solver(alphas_cumprod), generator=generator or self.generator(),
+                      callback=callback, project=project)
+
+    def chunks(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition, *,
+               batch_size: int = 500, generator: torch.Generator | None = None,
+               callback: Callable[[int, Step], None] | None = None) -> Iterator[tuple[Condition, torch.Tensor]]:
+        """Yield `(condition of the chunk, images (b, C, H, W) on the CPU)`, `b <= batch_size`, lazily.
+
+        Arguments are checked before the first chunk; `callback(chunk_start, step)` sees every step.
+        The same seed gives the same images whatever `batch_size`."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise UserError(f"chunk size must be at least 1, got {batch_size}")
+        if len(cond) < 1:
+            raise UserError(f"number of images must be at least 1, got {len(cond)}")
+        model.spec  # noqa: B018 - a model without the Denoiser contract fails here, not at the first chunk
+        return self._chunks(model, alphas_cumprod, cond, batch_size, generator or self.generator(), callback)
+
+    @torch.no_grad()
+    def _chunks(self, model, alphas_cumprod, cond, batch_size, generator, callback):
+        device = next(model.parameters()).device
+        shape = model.spec.image_shape
+        for start in range(0, len(cond), batch_size):
+            part = cond.slice(start, start + batch_size)
+            x = torch.randn((len(part), *shape), generator=generator, device=generator.device).to(device)
+            estimate = self.noise_estimate(model, alphas_cumprod, part, device=device)
+            step_cb = (lambda s, _start=start: callback(_start, s)) if callback else None
+            images = self.run(estimate, x, alphas_cumprod, generator=generator, callback=step_cb).cpu()
+            del x, estimate
+            yield part, images
+            del images  # the consumer owns it now; holding it here would double the peak
+
+    def generate(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition, *,
+                 batch_size: int = 500, generator: torch.Generator | None = None,
+                 callback: Callable[[int, Step], None] | None = None) -> torch.Tensor:
+        """Every image at once `(N, C, H, W)`: the concatenation of `chunks` (same seed, same images)."""
+        parts = self.chunks(model, alphas_cumprod, cond, batch_size=batch_size, generator=generator, callback=callback)
+        return torch.cat([images for _, images in parts])
+
+
+__all__ = ["Sampler"]
