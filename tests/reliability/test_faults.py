@@ -15,7 +15,8 @@ import torch
 import difflab
 from difflab.cli import main
 from difflab.errors import UserError
-from difflab.training import checkpoint as ckpt
+from difflab.run import RunFolder
+from difflab.run import files as ckpt
 from difflab.training import trainer as trainer_module
 from difflab.training.trainer import Trainer
 
@@ -79,7 +80,7 @@ def test_snapshot_without_rng_state_needs_allow_rng_reset(tmp_path, config):
     trainer = Trainer(config.replace(steps=4), tmp_path / "run", resume=True, show_progress=False, allow_rng_reset=True)
     assert trainer.step == 2
     trainer.run()
-    assert ckpt.read_state(tmp_path / "run")[1]["step"] == 4
+    assert RunFolder(tmp_path / "run").read_state()[1]["step"] == 4
 
 
 @pytest.mark.parametrize("where,value", [("loss", "nan"), ("loss", "inf"), ("grad", "nan"), ("grad", "-inf")])
@@ -95,7 +96,7 @@ def test_a_non_finite_step_is_skipped_and_counted(tmp_path, config, monkeypatch,
         assert all(torch.equal(old[k], v) for k, v in model.state_dict().items())
     assert all(torch.equal(m, s["exp_avg"]) for m, s in zip(moments, trainer.optimizer.state.values()))
     trainer.run()
-    tensors, info = ckpt.read_state(tmp_path / "run")
+    tensors, info = RunFolder(tmp_path / "run").read_state()
     assert info["skipped_steps"] == 1 and info["step"] == 5
     assert all(torch.isfinite(v).all() for group in ("model", "ema", "optimizer") for v in tensors[group].values())
 
@@ -107,7 +108,7 @@ def test_consecutive_bad_steps_stop_naming_the_last_good_checkpoint(tmp_path, co
     with pytest.raises(UserError, match=r"6 consecutive non-finite .* at step 3; last good "
                                         r"checkpoint: .*state \(step 3\)"):
         trainer.run()
-    tensors, info = ckpt.read_state(tmp_path / "run")
+    tensors, info = RunFolder(tmp_path / "run").read_state()
     assert info["step"] == 3 and info["skipped_steps"] == 5  # the 6th stops before any save
     assert all(torch.isfinite(v).all() for v in tensors["model"].values())
 
@@ -160,7 +161,7 @@ def test_disk_full_keeps_the_previous_snapshot_and_stops_cleanly(saved_run, monk
     assert len(calls) == good_writes + 1
     assert {p: p.read_bytes() for p in saved_run.rglob("*.safetensors")} == files
     assert not [p for p in saved_run.rglob(".*") if p.name.endswith(".tmp")]
-    assert ckpt.read_state(saved_run)[1]["step"] == 2
+    assert RunFolder(saved_run).read_state()[1]["step"] == 2
 
 
 def test_unwritable_out_is_reported_before_training(tmp_path, monkeypatch, capsys):

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from difflab.training import checkpoint as ckpt
+from difflab.run import RunFolder
+from difflab.run import files as ckpt
 from difflab.training.config import TrainConfig
 from difflab.training.trainer import Trainer
 
@@ -86,7 +87,7 @@ def temp_leftovers(run: Path) -> list[Path]:
 
 def check_snapshot(run: Path, last_step: int) -> int:
     """What a resume reads must be a complete snapshot no older than the last one seen."""
-    tensors, info = ckpt.read_state(run)  # raises on a partial or corrupt file
+    tensors, info = RunFolder(run).read_state()  # raises on a partial or corrupt file
     assert not temp_leftovers(run), temp_leftovers(run)
     assert set(tensors) == {"model", "ema", "optimizer", "rng"}
     assert info["step"] >= last_step
@@ -192,6 +193,6 @@ def test_sigterm_and_sigint_save_and_exit_cleanly(server, tmp_path, sig):
     assert server.wait() == (0, 2), log.read_text()[-2000:]
     err = log.read_text()
     assert err.startswith("difflab: error: stopped by") and err.count("\n") == 1, err
-    _, info = ckpt.read_state(run)
+    _, info = RunFolder(run).read_state()
     logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert info["step"] == logged[-1] >= 3  # every step done was saved: nothing lost

@@ -16,7 +16,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from difflab.errors import UserError
-from difflab.training import checkpoint as ckpt
+from difflab.run import RunFolder
+from difflab.run import files as ckpt
 from difflab.training import rngstate
 from difflab.training import trainer as trainer_module
 from difflab.training.trainer import Trainer
@@ -93,7 +94,7 @@ def test_a_bad_step_is_skipped_on_the_device(tmp_path, config, monkeypatch, wher
     trainer.settle()
     assert trainer.skipped_steps == 1 and trainer.bad_steps == 0  # a good step ends the bad run
     trainer.run()
-    tensors, info = ckpt.read_state(tmp_path / "run")
+    tensors, info = RunFolder(tmp_path / "run").read_state()
     assert info["skipped_steps"] == 1 and info["step"] == 12
     assert all(torch.isfinite(v).all() for group in ("model", "ema", "optimizer") for v in tensors[group].values())
 

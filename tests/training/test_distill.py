@@ -9,8 +9,8 @@ import torch
 from difflab.cli import main
 from difflab.diffusion import NoiseSchedule, make_solver, timesteps
 from difflab.distill import distill
-from difflab.generate import class_labels
 from difflab.run import Run
+from difflab.sampling import class_labels
 from difflab.training.distill import DistillConfig, ddim_step, distill_target
 
 ABAR = NoiseSchedule("cosine", 1000).alphas_cumprod

@@ -20,7 +20,7 @@ import torch
 
 import difflab
 from difflab.errors import UserError
-from difflab.training import checkpoint as ckpt
+from difflab.run import files as ckpt
 from difflab.training import distributed
 from difflab.training.config import TrainConfig
 from difflab.training.trainer import Trainer
@@ -72,7 +72,7 @@ def emulate(config: TrainConfig, run_dir, ranks: tuple[int, ...]):
             trainer.generator.set_state(state)  # each rank draws the same global random numbers
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(distributed, "world_size", lambda: len(ranks))
-                mp.setattr(distributed, "rank", lambda: r)
+                mp.setattr(distributed, "rank", lambda r=r: r)
                 parts.append(single(x0, labels))
         return sum(parts[1:], parts[0]) / len(parts)
 
@@ -92,7 +92,7 @@ def weight_differences(a, b) -> tuple[float, float]:
     x, y = (ckpt.load_tensors(d / "ema.safetensors") for d in (a, b))
     assert x.keys() == y.keys()
     largest = max((x[k] - y[k]).abs().max().item() for k in x)
-    norm = lambda ts: sum(t.double().square().sum() for t in ts).sqrt().item()  # noqa: E731
+    norm = lambda ts: sum(t.double().square().sum() for t in ts).sqrt().item()
     return largest, norm(x[k] - y[k] for k in x) / norm(x.values())
 
 

@@ -5,6 +5,7 @@ import torch
 
 import difflab
 from difflab.errors import UserError
+from difflab.run import files
 from difflab.training.trainer import Trainer
 
 
@@ -43,8 +44,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, tiny_config):
     assert [r["step"] for r in resumed] == [r["step"] for r in straight]
     assert [r["loss"] for r in straight[2:]] == [r["loss"] for r in resumed[2:]]
     for name in ("model", "ema"):
-        a = difflab.training.checkpoint.load_tensors(tmp_path / "straight" / f"{name}.safetensors")
-        b = difflab.training.checkpoint.load_tensors(tmp_path / "resumed" / f"{name}.safetensors")
+        a = files.load_tensors(tmp_path / "straight" / f"{name}.safetensors")
+        b = files.load_tensors(tmp_path / "resumed" / f"{name}.safetensors")
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from difflab.cli.options import number
+from difflab.precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--lr", type=number(float), default=2e-4, help="AdamW rate, decayed linearly to 0 in each round")
     p.add_argument("--seed", type=number(int), default=0)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="the student's forward: fp32 (default) or bf16 autocast; auto: bf16 on CPUs with AVX512-BF16/AMX")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the end-of-run judge figure")
     p.set_defaults(func=run)
@@ -35,11 +37,11 @@ def run(args) -> int:
     teacher_steps = args.teacher_steps or (default_teacher_steps(args.run) if args.run.is_dir() else 16)
     config = DistillConfig(steps=args.steps, teacher_steps=teacher_steps, minutes_per_round=args.minutes_per_round,
                            iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                           device=args.device)
+                           device=args.device, precision=args.precision)
     student = distill(args.run, config, out=args.out, progress=not args.no_progress, evaluate=not args.no_eval)
     print(f"distilled run folder: {student.path} (DDIM, {config.steps} steps, guidance 1)")
-    final = student.path / "eval" / "final.json"
-    if final.exists():
-        print(quality_line(json.loads(final.read_text())))
+    final = student.folder.read_eval("final")
+    if final:
+        print(quality_line(final))
     print(f"sample from it: difflab sample {student.path}")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from difflab.cli.options import add_config_options, config_overrides, number
@@ -35,8 +34,8 @@ def run(args) -> int:
     if trained is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
     print(f"run folder: {trained.path}")
-    final = trained.path / "eval" / "final.json"
-    if final.exists():
-        print(quality_line(json.loads(final.read_text())))
-    print(f"report: {trained.path / 'report.html'} (open it in a web browser)")
+    final = trained.folder.read_eval("final")
+    if final:
+        print(quality_line(final))
+    print(f"report: {trained.folder.report_path} (open it in a web browser)")
     return 0

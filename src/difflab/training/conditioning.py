@@ -41,7 +41,7 @@ class TextConditioning:
         self.text_dim = bank.shape[-1]
 
     @classmethod
-    def from_dataset(cls, data: ImageDataset, encoder: str, device: torch.device) -> "TextConditioning":
+    def from_dataset(cls, data: ImageDataset, encoder: str, device: torch.device) -> TextConditioning:
         from difflab.text.prompts import PromptEmbedder
 
         captions = captions_for(data)

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from difflab.diffusion import OBJECTIVES, SCHEDULES, SOLVERS
 from difflab.errors import UserError
+from difflab.nn.spec import ModelSpec
 
 DENOISE = "denoise"  # not a diffusion objective: a time-free single-step denoiser x + sigma*eps -> x (no sampling)
 CONDITIONINGS = ("class", "text")
+RESUMABLE_CHANGES = frozenset({  # keys a resume may change: budget, bookkeeping, speed, sampling defaults
+    "steps", "epochs", "minutes", "device", "log_every", "checkpoint_minutes", "num_sample_grids",
+    "solver", "sample_steps", "guidance", "tensorboard", "wandb", "mlflow", "precision", "compile"})
 DEFAULT_MINUTES = 3.0  # ~90k images on 2 CPU cores; 60k already give ~99% judge accuracy (benchmarks/recipe_search.py)
 
 
@@ -94,12 +99,30 @@ class TrainConfig:
             raise UserError(f"--guidance must be >= 0, got {self.guidance}")
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
+        for name, (low, high) in RANGES.items():  # NaN, inf and absurd sizes: refused here, not mid-run
+            _check_range(name, getattr(self, name), low, high)
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "attention_levels", tuple(int(c) for c in self.attention_levels))
         if self.cross_attention_levels is not None:
             object.__setattr__(self, "cross_attention_levels", tuple(int(c) for c in self.cross_attention_levels))
+        if not 1 <= len(self.channels) <= 6 or not all(1 <= c <= 4096 for c in self.channels):
+            raise UserError(f"--channels must be 1 to 6 widths in 1..4096, got {self.channels}")
 
-    def replace(self, **changes) -> "TrainConfig":
+    def model_spec(self, image_shape: tuple[int, int, int], num_classes: int, *, text_dim: int = 0) -> ModelSpec:
+        """The network this config asks for on data of `image_shape`; `text_dim` > 0 makes it text-conditional
+        (cross-attention) instead of class-conditional."""
+        channels, size, _ = image_shape
+        text = self.conditional and self.conditioning == "text"
+        cross = self.cross_attention_levels
+        return ModelSpec(
+            in_channels=channels, image_size=size, channels=self.channels, blocks_per_level=self.blocks_per_level,
+            attention_levels=self.attention_levels, num_classes=num_classes if self.conditional and not text else 0,
+            dropout=self.dropout, time_conditioning=self.objective != DENOISE,  # the denoiser never sees t
+            text_dim=text_dim if text else 0, prediction=self.objective,
+            cross_attention_levels=((len(self.channels) - 1,) if cross is None else cross) if text else (),
+        )
+
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -107,12 +130,12 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def save(self, path: Path) -> None:
-        from difflab.training.checkpoint import atomic_write_text
+        from difflab.run.files import write_json
 
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "config") -> "TrainConfig":
+    def from_dict(cls, data: dict, *, source: str = "config") -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -123,7 +146,7 @@ class TrainConfig:
             raise UserError(f"{source}: {err}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
+    def load(cls, path: str | Path) -> TrainConfig:
         """Read a `.json` or `.toml` config (a run's `config.json` included)."""
         path = Path(path)
         try:
@@ -138,13 +161,41 @@ class TrainConfig:
         return cls.from_dict(data, source=str(path))
 
 
+RANGES = {  # every numeric field's accepted range, inclusive (None: no bound); checked at parse time
+    "image_size": (8, 1024), "blocks_per_level": (1, 16), "dropout": (0.0, 0.99), "num_timesteps": (2, 100_000),
+    "cond_dropout": (0.0, 0.99), "batch_size": (1, 65_536), "lr": (1e-12, 10.0), "weight_decay": (0.0, 10.0),
+    "warmup_steps": (0, 10**9), "min_lr_ratio": (0.0, 1.0), "grad_clip": (1e-12, 1e6), "ema_decay": (0.0, 0.999999),
+    "steps": (1, 10**9), "epochs": (1e-9, 1e6), "minutes": (1e-9, 1e6), "seed": (0, 2**63 - 1),
+    "log_every": (1, 10**9), "checkpoint_minutes": (0.0, 1e6), "num_sample_grids": (0, 1000),
+    "sample_steps": (1, 1000), "guidance": (0.0, 100.0), "sigma": (1e-9, 10.0),
+}
+
+
+def _check_range(name: str, value, low, high) -> None:
+    """One line naming the option, the value and the accepted range; None means "not set" for optional keys."""
+    if value is None:
+        return
+    flag = "--" + name.replace("_", "-")
+    integral = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
+        raise UserError(f"{flag} must be {'an integer' if integral else 'a number'}, got {value!r}")
+    if not math.isfinite(value) or not low <= value <= high:
+        bounds = f"{low}..{high}" if integral else f"[{low:g}, {high:g}]"
+        raise UserError(f"{flag} must be in {bounds}, got {value}")
+
+
 def _check_choice(name: str, value: str, choices) -> None:
     if value not in choices:
         raise UserError(f"unknown {name} {value!r}; use one of {', '.join(choices)}")
+
+
+def config_diff(saved: dict, new: dict, may_change: frozenset[str] = RESUMABLE_CHANGES) -> list[str]:
+    """`key: old -> new` for every key that differs and may not change (a resume's budget may)."""
+    return [f"{k}: {v!r} -> {new.get(k)!r}" for k, v in saved.items() if k not in may_change and new.get(k) != v]
 
 
 def config_fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(TrainConfig))
 
 
-__all__ = ["TrainConfig", "config_fields"]
+__all__ = ["RESUMABLE_CHANGES", "TrainConfig", "config_diff", "config_fields"]

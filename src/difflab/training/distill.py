@@ -8,22 +8,23 @@ conditional model sampled with guidance 1, so its NFE is its step count.
 
 Every student step t → t'' lies on `timesteps(T, N)` and the teacher's two steps t → t' → t'' on
 `timesteps(T, 2N)`: the trailing grids nest (checked), and the distilled run samples at exactly
-`timesteps(T, K)`, the grid its last round trained on.
+`timesteps(T, K)`, the grid its last round trained on. Each round trains on the training loop
+(`difflab.training.rounds`); this module holds the maths.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from difflab.diffusion import classifier_free, model_noise_estimate, q_sample, timesteps, to_x0
+from difflab.diffusion import q_sample, timesteps, to_x0
 from difflab.errors import UserError
-from difflab.generate import null_condition
+from difflab.precision import PRECISIONS
+from difflab.sampling import Sampler
 
 ALLOWED_STEPS = (1, 2, 4, 8)
 EstimateFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]  # (z (B,C,H,W), t (B,), cond) -> ε̂
@@ -39,6 +40,7 @@ class DistillConfig:
     lr: float = 2e-4  # AdamW, linear decay to 0 in each round (the paper's schedule); the student starts at the teacher
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # the student's forward: fp32, or bf16 autocast (weights, loss, AdamW stay fp32)
 
     def __post_init__(self) -> None:
         if self.steps not in ALLOWED_STEPS:
@@ -51,6 +53,8 @@ class DistillConfig:
             raise UserError(f"--teacher-steps {self.teacher_steps} must be --steps {self.steps} times a power of 2")
         if self.minutes_per_round is None and self.iterations is None:
             raise UserError("give --minutes-per-round or --iterations (a budget for each round)")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("minutes_per_round", "iterations", "batch_size", "lr"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -90,15 +94,11 @@ def distill_target(z_t: torch.Tensor, z_end: torch.Tensor, t: torch.Tensor, t_en
     return ((z_end - ratio * z_t) / (a_end - ratio * a)).to(z_t.dtype)
 
 
-def guided_estimate(model: torch.nn.Module, objective: str, alphas_cumprod, guidance: float, null_class: int | None):
-    """ε̂(z, t, cond) of the teacher; with a class-conditional model and w ≠ 1, classifier-free guided."""
-    estimate = model_noise_estimate(model, objective, alphas_cumprod)
-
-    def teacher(z, t, cond):
-        null = null_condition(cond, null_class) if cond is not None else None  # null class or empty prompt
-        return classifier_free(estimate, cond, null, guidance)(z, t)
-
-    return teacher
+def guided_estimate(model: torch.nn.Module, alphas_cumprod, guidance: float, null_class: int | None):
+    """ε̂(z, t, cond) of the teacher, through the one `Sampler`: with a conditional model and w ≠ 1,
+    classifier-free guided (the null branch is the null class or the empty prompt)."""
+    sampler = Sampler("ddim", guidance=guidance, precision="fp32")
+    return sampler.guided(sampler.model_estimate(model, alphas_cumprod), null_class or 0)
 
 
 def nested_grids(num_timesteps: int, student_steps: int) -> tuple[list[int], list[int]]:
@@ -140,42 +140,9 @@ def student_loss(student, objective: str, alphas_cumprod, z_t, t, cond, x_tilde)
     return (weight * (x0_hat - x_tilde) ** 2).mean()
 
 
-def train_round(student: torch.nn.Module, targets: RoundTargets, objective: str, data, config: DistillConfig,
-                generator: torch.Generator, log: Callable[[dict], None]) -> dict:
-    """Fit `student` to `targets` within the round's budget; returns the round's summary."""
-    optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
-    images, labels = data
-    started, it, losses = time.monotonic(), 0, []
-    student.train().requires_grad_(True)
-    while True:
-        elapsed = time.monotonic() - started
-        done = [it / config.iterations if config.iterations else 0.0,
-                elapsed / (60 * config.minutes_per_round) if config.minutes_per_round else 0.0]
-        if max(done) >= 1.0:
-            break
-        lr = config.lr * (1 - max(done))  # linear decay to 0 over the round
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        idx = torch.randint(0, len(images), (config.batch_size,), generator=generator).to(images.device)
-        cond = labels[idx] if labels is not None else None
-        z_t, t, x_tilde = targets(images[idx], cond, generator)
-        loss = student_loss(student, objective, targets.alphas_cumprod, z_t, t, cond, x_tilde)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        it += 1
-        losses.append(loss.item())
-        log({"loss": round(losses[-1], 6), "lr": lr, "elapsed": round(elapsed, 2)})
-    student.eval().requires_grad_(False)
-    tail = losses[-max(1, len(losses) // 10):]
-    return {"iterations": it, "seconds": round(time.monotonic() - started, 1),
-            "final_loss": round(sum(tail) / len(tail), 6) if tail else None}
-
-
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).eval().requires_grad_(False)
 
 
-__all__ = ["ALLOWED_STEPS", "DistillConfig", "RoundTargets", "ddim_step", "distill_target", "guided_estimate",
-           "nested_grids", "student_loss", "train_round"]
+__all__ = ["ALLOWED_STEPS", "DistillConfig", "RoundTargets", "ddim_step", "distill_target", "frozen_copy",
+           "guided_estimate", "nested_grids", "student_loss"]

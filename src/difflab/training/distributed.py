@@ -104,6 +104,15 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto`: a CUDA GPU when torch sees one, else the CPU; `cuda` without one is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA GPU; fix: --device cpu")
+    return torch.device(name)
+
+
 def local_device(device: torch.device) -> torch.device:
     """`cuda` means this rank's own GPU (cuda:LOCAL_RANK) when there are many ranks."""
     if device.type == "cuda" and world_size() > 1:
@@ -232,4 +241,4 @@ def _forward_signals(pids: list[int]):
 
 
 __all__ = ["agree", "barrier", "check_processes", "is_main", "launch", "launched", "local_device", "mean",
-           "process_group", "rank", "shard", "world_size", "wrap"]
+           "process_group", "rank", "resolve_device", "shard", "world_size", "wrap"]

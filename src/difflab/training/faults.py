@@ -1,48 +1,30 @@
 """Test hooks that inject faults into a real run, so the reliability promises can be tested end to end.
 
-Off unless an environment variable asks (a subprocess test cannot monkeypatch):
-- `DIFFLAB_TEST_SLOW_WRITES=SECONDS`: every atomic write sleeps halfway through its data, so a kill
-  lands inside a checkpoint write often;
+Off unless an environment variable asks (a subprocess test cannot monkeypatch); read when the
+Trainer is built. When none is set, the step and the loop run their plain functions untouched:
 - `DIFFLAB_TEST_BAD_STEPS="3:loss:nan,5-40:grad:inf"`: on those attempts (1-based count of
-  `train_step` calls in this process) the loss, or one gradient, becomes NaN or inf;
+  steps tried in this process) the loss, or one gradient, becomes NaN or inf;
 - `DIFFLAB_TEST_STOP=STEP[:RANK]`: at STEP the loop acts as if SIGTERM had reached this process (only
   rank RANK, when given), so a test can stop a multi-process run at a known step;
-- `DIFFLAB_TEST_RANK0_WRITES=1`: an atomic write from a process whose RANK is not 0 raises.
 - `DIFFLAB_TEST_DEFERRED_CHECKS=1`: a CPU run checks for non-finite steps on the device and reads
   counters every log line, as a GPU run does, so that path is tested (with many processes too) on CPU.
+The write hooks (`DIFFLAB_TEST_SLOW_WRITES`, `DIFFLAB_TEST_RANK0_WRITES`) live in `difflab.run.files`.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from difflab.errors import UserError
+from difflab.training.loop import never
 
-
-def write_pause() -> float:
-    """Seconds to sleep inside each atomic write (0: no pause)."""
-    text = os.environ.get("DIFFLAB_TEST_SLOW_WRITES", "")
-    try:
-        return float(text) if text else 0.0
-    except ValueError:
-        raise UserError(f"DIFFLAB_TEST_SLOW_WRITES={text!r} is not a number of seconds") from None
-
-
-def check_writer(path) -> None:
-    """Test hook: with many processes only rank 0 may write; make any other writer fail loudly."""
-    rank = os.environ.get("RANK", "0")
-    if os.environ.get("DIFFLAB_TEST_RANK0_WRITES") and rank != "0":
-        raise RuntimeError(f"rank {rank} wrote {path}; only rank 0 may write")
-
-
-def maybe_pause() -> None:
-    pause = write_pause()
-    if pause:
-        time.sleep(pause)
+if TYPE_CHECKING:
+    from difflab.training.step import Step
 
 
 @dataclass(frozen=True)
@@ -63,7 +45,7 @@ class Faults:
     deferred_checks: bool = False  # DIFFLAB_TEST_DEFERRED_CHECKS: the GPU's way of checking, on any device
 
     @classmethod
-    def parse(cls, text: str) -> "Faults":
+    def parse(cls, text: str) -> Faults:
         items = []
         for part in filter(None, (p.strip() for p in text.split(","))):
             try:
@@ -78,7 +60,7 @@ class Faults:
         return cls(tuple(items))
 
     @classmethod
-    def from_env(cls) -> "Faults":
+    def from_env(cls) -> Faults:
         faults = cls.parse(os.environ.get("DIFFLAB_TEST_BAD_STEPS", ""))
         deferred = os.environ.get("DIFFLAB_TEST_DEFERRED_CHECKS", "") not in ("", "0")
         stop = os.environ.get("DIFFLAB_TEST_STOP", "")
@@ -89,6 +71,26 @@ class Faults:
             return cls(faults.bad, int(step), int(rank) if rank else None, deferred)
         except ValueError:
             raise UserError(f"DIFFLAB_TEST_STOP={stop!r}; use STEP or STEP:RANK") from None
+
+    def install(self, step: Step) -> None:
+        """Wrap the step's `compute_loss` and `clip_grads` to poison the attempts asked for (none: untouched)."""
+        if not self.bad:
+            return
+        compute_loss, clip_grads, attempt = step.compute_loss, step.clip_grads, [0]
+
+        def poisoned_loss(loss_fn):
+            attempt[0] += 1
+            return self.poison_loss(compute_loss(loss_fn), attempt[0])
+
+        def poisoned_clip():
+            self.poison_grads(step.model, attempt[0])  # after backward, before the norm is taken
+            return clip_grads()
+
+        step.compute_loss, step.clip_grads = poisoned_loss, poisoned_clip
+
+    def stop_check(self) -> Callable[[int], str | None]:
+        """The loop's extra stop check: `stop_signal` when DIFFLAB_TEST_STOP is set, else the plain `never`."""
+        return never if self.stop_step is None else self.stop_signal
 
     def stop_signal(self, step: int) -> str | None:
         """"SIGTERM" when the test hook asks this process to stop at `step`."""
@@ -113,4 +115,4 @@ class Faults:
             first.grad.view(-1)[0] = value  # one bad element is enough to make the norm non-finite
 
 
-__all__ = ["Faults", "maybe_pause", "write_pause"]
+__all__ = ["BadStep", "Faults"]

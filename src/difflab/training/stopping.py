@@ -24,7 +24,7 @@ class StopRequests:
         self.requested = signal.Signals(signum).name
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
 
-    def __enter__(self) -> "StopRequests":
+    def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there
             for sig in self.SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
