@@ -18,8 +18,8 @@ import torch
 from difflab.data import load_dataset
 from difflab.evaluation import judge_samples, load_judge
 from difflab.evaluation.metrics import frechet_distance
-from difflab.generate import class_labels
 from difflab.run import Run
+from difflab.sampling import class_labels
 
 
 def row(name: str, run: Run, labels, judge, real, **settings) -> None:

@@ -24,22 +24,22 @@ import argparse
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 from torch.utils.flop_counter import FlopCounterMode
 
+from difflab.nn.spec import build
 from difflab.training.config import TrainConfig
-from difflab.training.trainer import build_model
 
 Step = Callable[[], None]
 
 
 def default_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(TrainConfig(), (1, 28, 28), 10)
+    return build(TrainConfig().model_spec((1, 28, 28), 10))  # difflab's default U-Net for MNIST
 
 
 def course_model() -> torch.nn.Module:
@@ -120,7 +120,7 @@ def interleaved(variants: dict[str, dict], repeats: int, steps: int) -> dict[str
 
     A variant is {"step": Step, "threads": int, "precision": str}; globals are set before each burst."""
     rates = {k: [] for k in variants}
-    for name, v in variants.items():  # warm-up (one-off allocations, oneDNN primitive caches)
+    for v in variants.values():  # warm-up (one-off allocations, oneDNN primitive caches)
         configure(v), v["step"](), v["step"]()
     for _ in range(repeats):
         for name, v in variants.items():

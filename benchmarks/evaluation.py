@@ -18,8 +18,8 @@ import torch
 
 from difflab.cli.options import float_list, int_list
 from difflab.evaluation.suite import EvalConfig, evaluate_images
-from difflab.generate import class_labels
 from difflab.run import Run
+from difflab.sampling import class_labels
 
 
 def cell(run: Run, n: int, steps: int, guidance: float, out: Path, pictures: bool) -> dict:
@@ -27,7 +27,7 @@ def cell(run: Run, n: int, steps: int, guidance: float, out: Path, pictures: boo
     labels = class_labels(run.num_classes, n // run.num_classes)
     started = time.monotonic()
     images = run.sample(labels, seed=0, steps=steps, guidance=guidance)
-    meta = {"source": str(run.path), "sampler": {"solver": run.settings().solver, "steps": steps, "guidance": guidance},
+    meta = {"source": str(run.path), "sampler": {"solver": run.sampler().solver, "steps": steps, "guidance": guidance},
             "seeds": {"sampling": 0, "evaluation": 0}, "sampling_seconds": round(time.monotonic() - started, 1)}
     return evaluate_images(images, labels, run.config.dataset, out=out, name=f"s{steps}-g{guidance:g}",
                            config=EvalConfig(pictures=pictures), model=run.model if pictures else None, meta=meta)

@@ -8,8 +8,9 @@ import torch
 class DiffusersCourseUNet(torch.nn.Module):
     """The HF diffusion course's class-conditioned MNIST UNet2DModel, called with our contract.
 
-    `config` carries the keys difflab's Trainer and `generate` read (JSON-serialisable), so the same
-    loop, EMA and samplers run it unchanged. Class 10 is the null class (CFG), as in difflab.
+    `course_unet` is its `ModelSpec -> nn.Module` factory: `Trainer(..., model_factory=course_unet)` or
+    `difflab.train(..., model_factory=course_unet)` runs it through the same loop, EMA and `Sampler`
+    unchanged (difflab attaches the spec). Class 10 is the null class (CFG), as in difflab.
     """
 
     def __init__(self, num_classes: int = 10, image_size: int = 28, in_channels: int = 1) -> None:
@@ -21,8 +22,11 @@ class DiffusersCourseUNet(torch.nn.Module):
             block_out_channels=(32, 64, 64), down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
             up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"), num_class_embeds=num_classes + 1,
         )
-        self.config = {"peer": "diffusers UNet2DModel (HF course class-conditional config)",
-                       "num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
 
     def forward(self, x, t, cond):
         return self.net(x, t, class_labels=cond).sample
+
+
+def course_unet(spec) -> DiffusersCourseUNet:
+    """The model factory of the course UNet for a difflab `ModelSpec` (classes, image size, channels)."""
+    return DiffusersCourseUNet(spec.num_classes, spec.image_size, spec.in_channels)

@@ -17,8 +17,8 @@ import time
 import torch
 
 from difflab.evaluation import judge_samples, load_judge
-from difflab.generate import class_labels
 from difflab.run import Run
+from difflab.sampling import class_labels
 from difflab.training.config import TrainConfig
 from difflab.training.trainer import Trainer
 

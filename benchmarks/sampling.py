@@ -21,11 +21,11 @@ import time
 import torch
 
 from difflab.data import load_dataset
-from difflab.diffusion import NoiseSchedule, classifier_free, model_noise_estimate
+from difflab.diffusion import NoiseSchedule
 from difflab.evaluation import judge_samples, load_judge
 from difflab.evaluation.metrics import frechet_distance
-from difflab.generate import class_labels
 from difflab.run import Run
+from difflab.sampling import class_labels
 
 GRID = [("ddpm", 1000), ("ddim", 100), ("ddim", 50), ("ddim", 20), ("ddim", 10),
         ("dpm++", 20), ("dpm++", 10), ("dpm++", 8), ("dpm++", 6), ("dpm++", 5), ("dpm++", 4), ("dpm++", 3),
@@ -35,7 +35,8 @@ GRID = [("ddpm", 1000), ("ddim", 100), ("ddim", 50), ("ddim", 20), ("ddim", 10),
 @torch.no_grad()
 def unipc_sample(run: Run, labels: torch.Tensor, steps: int, guidance: float, *, seed: int = 0,
                  batch_size: int = 500) -> torch.Tensor:
-    """diffusers' UniPC on our guided ε̂, chunked and seeded like `difflab.generate` (same start noise)."""
+    """diffusers' UniPC on our guided ε̂ (the run's `Sampler` builds it), chunked and seeded like `Run.sample`
+    (same start noise)."""
     from diffusers import UniPCMultistepScheduler
 
     c, model = run.config, run.model
@@ -43,13 +44,12 @@ def unipc_sample(run: Run, labels: torch.Tensor, steps: int, guidance: float, *,
     scheduler = UniPCMultistepScheduler(
         num_train_timesteps=c.num_timesteps, trained_betas=NoiseSchedule(c.schedule, c.num_timesteps).betas.numpy(),
         prediction_type="epsilon", timestep_spacing="trailing")  # ε̂ = our v converted: the same update as v_prediction
-    estimate = model_noise_estimate(model, c.objective, run.alphas_cumprod.to(device))
-    shape = (model.config["in_channels"], model.config["image_size"], model.config["image_size"])  # (C, H, W)
-    generator, chunks = torch.Generator().manual_seed(seed), []
+    sampler = run.sampler(guidance=guidance, precision="fp32", seed=seed)
+    shape = run.spec.image_shape  # (C, H, W)
+    generator, chunks = sampler.generator(), []
     for cond in labels.split(batch_size):
         x = torch.randn((len(cond), *shape), generator=generator).to(device)  # (B, C, H, W)
-        cond = cond.to(device)
-        eps_fn = classifier_free(estimate, cond, torch.full_like(cond, run.num_classes), guidance)
+        eps_fn = sampler.noise_estimate(model, run.alphas_cumprod, run.condition(labels=cond))
         scheduler.set_timesteps(steps, device=device)  # also resets the multistep history
         for t in scheduler.timesteps:
             x = scheduler.step(eps_fn(x, torch.full((len(cond),), int(t), device=device)), t, x).prev_sample

@@ -10,7 +10,6 @@ measured in the same process, interleaved, median of repeats, with the same thre
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -20,15 +19,14 @@ from pathlib import Path
 
 import torch
 
-from difflab.nn.unet import UNet
+from difflab.nn.spec import build
+from difflab.run import RunFolder
 from difflab.training.config import TrainConfig
 from peers import DiffusersCourseUNet  # benchmarks/peers.py (python puts the script's folder on sys.path)
 
 
 def ours() -> torch.nn.Module:
-    c = TrainConfig()
-    return UNet(channels=c.channels, blocks_per_level=c.blocks_per_level, attention_levels=c.attention_levels,
-                num_classes=10)
+    return build(TrainConfig().model_spec((1, 28, 28), 10))  # the network `difflab train` builds for MNIST
 
 
 def step_seconds(model: torch.nn.Module, batch: int) -> float:
@@ -54,7 +52,7 @@ def throughput(repeats: int = 7) -> None:
     models = {"difflab UNet (default)": ours(), "diffusers UNet2DModel (course config)": DiffusersCourseUNet()}
     train = {k: [] for k in models}
     fwd = {k: [] for k in models}
-    for name, m in models.items():  # warm-up
+    for m in models.values():  # warm-up
         step_seconds(m, 128), forward_seconds(m.eval(), 256), m.train()
     for _ in range(repeats):
         for name, m in models.items():
@@ -92,7 +90,7 @@ def main_job() -> None:
     seconds = time.time() - start
     if child.returncode:
         sys.exit(child.stderr.read())
-    final = json.loads((out / "eval" / "final.json").read_text())
+    final = RunFolder(out).read_eval("final")
     print(f"difflab train (defaults): {seconds:.0f} s wall, peak RSS {peak_mb:.0f} MB, "
           f"judge accuracy of {final['n']} samples {100 * final['accuracy']:.1f}% "
           f"({final['solver']}, {final['steps']} steps, guidance {final['guidance']}), "

@@ -16,7 +16,7 @@ import argparse
 import json
 import time
 
-from difflab.api import evaluate_run
+from difflab.api import judge_run
 from difflab.evaluation.prompts import evaluate_prompts
 from difflab.run import Run
 
@@ -39,7 +39,7 @@ def main() -> None:
     for w in (float(v) for v in args.guidance.split(",")):
         start = time.monotonic()
         prompts = evaluate_prompts(text, per_prompt=args.per_prompt, guidance=w)
-        classes = evaluate_run(klass, n_per_class=args.per_class or args.per_prompt, guidance=w, name=f"bench-g{w:g}")
+        classes = judge_run(klass, n_per_class=args.per_class or args.per_prompt, guidance=w, name=f"bench-g{w:g}")
         sets = prompts["sets"]
         print(f"{w:4g} {100 * sets['trained']['accuracy']:16.1f}% {100 * sets['unseen']['accuracy']:18.1f}% "
               f"{100 * classes['accuracy']:17.1f}% {time.monotonic() - start:8.0f}", flush=True)

@@ -8,7 +8,7 @@ default sampler: DPM-Solver++, `TrainConfig.sample_steps` steps, guidance 3) on 
 
   ours       difflab's default network, difflab's Trainer, default recipe, a `--minutes` budget;
   diffusers  the HF course UNet2DModel (benchmarks/peers.py) through the SAME Trainer, data, recipe
-             and budget: only `build_model` differs;
+             and budget: only the `model_factory` differs;
   cli        `difflab train` with its defaults, as a user runs it, in a child process; its clock
              starts before the interpreter does (start-up, imports and data loading included).
 
@@ -29,12 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-import difflab.training.trainer as trainer_module
+from difflab.nn.spec import build
 from difflab.training.config import TrainConfig
 from difflab.training.trainer import Trainer
 
@@ -74,25 +73,20 @@ class SnapshotTrainer(Trainer):
         self.overhead += time.perf_counter() - started
 
 
-@contextmanager
-def network(name: str):
-    """Swap the network the Trainer builds (`ours` leaves difflab's default)."""
-    original = trainer_module.build_model
+def model_factory(name: str):
+    """The network of a line: difflab's default U-Net (None) or the course UNet (benchmarks/peers.py)."""
     if name == "diffusers":
-        from peers import DiffusersCourseUNet
+        from peers import course_unet
 
-        trainer_module.build_model = lambda config, shape, num_classes, **_: DiffusersCourseUNet(num_classes, shape[1], shape[0])
-    try:
-        yield
-    finally:
-        trainer_module.build_model = original
+        return course_unet
+    return None
 
 
 def train_in_process(name: str, minutes: float, every: float) -> tuple[list[dict], torch.nn.Module]:
     config = TrainConfig(minutes=minutes, num_sample_grids=0, checkpoint_minutes=1e9)
     SnapshotTrainer.every = every
-    with network(name), tempfile.TemporaryDirectory() as out:
-        trainer = SnapshotTrainer(config, Path(out) / "run", show_progress=False)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = SnapshotTrainer(config, Path(out) / "run", show_progress=False, model_factory=model_factory(name))
         trainer.run()
     return trainer.snapshots, trainer.ema.model
 
@@ -103,12 +97,12 @@ def train_cli(every: float, cli_args: list[str]) -> tuple[list[dict], torch.nn.M
         started = time.time()
         cmd = [sys.executable, __file__, "--child", tmp, "--child-start", repr(started), "--every", str(every),
                "--cli-args", " ".join(cli_args)]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)
         total = time.time() - started
         if done.returncode:
             sys.exit(f"difflab train failed:\n{done.stderr[-2000:]}")
         snapshots = torch.load(Path(tmp) / "snapshots.pt")
-    model = trainer_module.build_model(TrainConfig(), (1, 28, 28), 10)
+    model = build(TrainConfig().model_spec((1, 28, 28), 10))  # difflab's default U-Net, as `difflab train` builds it
     return snapshots, model.eval().requires_grad_(False), total
 
 
@@ -137,22 +131,21 @@ class Evaluator:
 
     def __init__(self, judge, model: torch.nn.Module, snapshots: list[dict], n: int):
         from difflab.diffusion import NoiseSchedule
-        from difflab.generate import class_labels
+        from difflab.sampling import Condition, Sampler, class_labels
 
         self.judge, self.model, self.snapshots, self.cache = judge, model, snapshots, {}
         self.labels = class_labels(10, n // 10)
         c = TrainConfig()
         self.alphas_cumprod = NoiseSchedule(c.schedule, c.num_timesteps).alphas_cumprod
-        self.settings_ = (c.solver, c.sample_steps, c.guidance)
+        self.sampler = Sampler(c.solver, c.sample_steps, c.guidance, seed=0)  # the run's default sampler
+        self.cond = Condition.classes(self.labels, 10)
 
     def accuracy(self, i: int) -> float:
         if i not in self.cache:
             from difflab.evaluation import judge_samples
-            from difflab.generate import SamplerSettings, generate
 
             self.model.load_state_dict(self.snapshots[i]["state"])
-            images = generate(self.model.eval(), self.alphas_cumprod, TrainConfig().objective, self.labels,
-                              settings=SamplerSettings(*self.settings_), generator=torch.Generator().manual_seed(0))
+            images = self.sampler.generate(self.model.eval(), self.alphas_cumprod, self.cond)
             self.cache[i] = judge_samples(self.judge, images, self.labels)["accuracy"]
         return self.cache[i]
 

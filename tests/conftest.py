@@ -1,8 +1,16 @@
-"""Suite-wide fixtures: an isolated difflab cache, and a tiny training configuration."""
+"""Suite-wide fixtures (an isolated difflab cache, a tiny training configuration) and the fast tier.
+
+The fast tier, `pytest -m "not slow"`, checks every module's contract on tiny tensors in under a minute.
+A test is marked `slow` here, automatically, when it or any fixture it uses trains a model, trains or
+loads a judge, starts a process or runs a whole CLI command — so a new test lands in the right tier
+without anyone remembering to mark it.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import tempfile
 
 import pytest
@@ -11,6 +19,34 @@ import torch
 from difflab.training.config import TrainConfig
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+SLOW_CALL = re.compile(r"difflab\.train\(|api\.train\(|\btrain_here\(|Trainer\(|\bdistill\(|load_judge\(|judge_run\(|"
+                       r"evaluate_run\(|subprocess|multiprocessing|\bmain\(\[|_cli\(|\bcli\(|run_cli|Popen|sweep\.run|run_sweep|"
+                       r"server\.start\(|os\.kill\(")
+
+
+def _source(fn) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+
+
+def _is_slow(item) -> bool:
+    if SLOW_CALL.search(_source(getattr(item, "function", None))):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info else ()):
+        if any(SLOW_CALL.search(_source(d.func)) for d in defs):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = pytest.mark.slow
+    for item in items:
+        if "slow" not in item.keywords and _is_slow(item):
+            item.add_marker(slow)
 
 # Judges and downloads go to one cache per test session (CI sets its own fresh one).
 os.environ.setdefault("DIFFLAB_CACHE", tempfile.mkdtemp(prefix="difflab-test-cache-"))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import re
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from difflab.errors import UserError
+from difflab.run import RunFolder, files
 from difflab.training.config import TrainConfig
 
 SECTIONS = {"base", "grid", "runs", "evaluate"}
@@ -67,7 +67,7 @@ class SweepSpec:
     varied: tuple[str, ...]  # keys that differ between runs, in spec order
 
     @classmethod
-    def load(cls, path: str | Path) -> "SweepSpec":
+    def load(cls, path: str | Path) -> SweepSpec:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -78,7 +78,7 @@ class SweepSpec:
         return cls.from_dict(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "sweep") -> "SweepSpec":
+    def from_dict(cls, data: dict, *, source: str = "sweep") -> SweepSpec:
         unknown = sorted(set(data) - SECTIONS)
         if unknown:
             raise UserError(f"{source}: unknown section(s) {', '.join(unknown)}; use [base], [grid], [[runs]], [evaluate]")
@@ -186,14 +186,26 @@ def check_folder(spec: SweepSpec, out: Path) -> None:
         _check_existing(out / "runs" / run.name, run.config)
 
 
+def prepare_folder(spec: SweepSpec, spec_path: str | Path, out: str | Path | None = None) -> Path:
+    """The sweep folder (default `sweeps/<spec name>`), checked against `spec` and holding a copy of the
+    spec file as `sweep.toml`, so the folder says how it was made."""
+    import shutil
+
+    spec_path = Path(spec_path)
+    out = Path(out) if out is not None else Path("sweeps") / spec_path.stem
+    check_folder(spec, out)
+    out.mkdir(parents=True, exist_ok=True)
+    if spec_path.resolve() != (out / "sweep.toml").resolve():
+        shutil.copyfile(spec_path, out / "sweep.toml")
+    return out
+
+
 def _check_existing(run_dir: Path, config: TrainConfig) -> None:
-    saved = run_dir / "config.json"
-    if saved.is_file():
-        old = TrainConfig.load(saved).to_dict()
-        new = config.to_dict()
-        diff = [k for k in new if k != "device" and old.get(k) != new[k]]
-        if diff:
-            raise UserError(f"{run_dir} was trained with different {', '.join(diff)}; fix: a new sweep folder (--out)")
+    """A sweep run is its whole configuration: any change but the device makes it another run (a resume may
+    change the budget, but a finished sweep run with a new budget would be skipped and show stale results)."""
+    folder = RunFolder(run_dir)
+    if folder.is_run():
+        folder.check_config(config, may_change=frozenset({"device"}))
 
 
 def _warm_judges(spec: SweepSpec) -> None:
@@ -211,10 +223,10 @@ def run_one(run: SweepRun, run_dir: Path, spec: EvalSpec, *, log=print) -> list[
     if done.is_file():
         if log:
             log(f"{run.name}: trained already, skipped")
-        info = json.loads(done.read_text())
+        info = files.read_json(done)
     else:
         started = time.monotonic()
-        resume = (run_dir / "state").is_dir()
+        resume = RunFolder(run_dir).has_state()
         if log:
             log(f"{run.name}: {'resuming' if resume else 'training'}")
         if resume:
@@ -222,34 +234,31 @@ def run_one(run: SweepRun, run_dir: Path, spec: EvalSpec, *, log=print) -> list[
         else:
             api.train(run.config, out=run_dir, progress=False, evaluate=False)
         info = {"train_seconds": round(time.monotonic() - started, 2), "final_loss": final_loss(run_dir)}
-        done.write_text(json.dumps(info) + "\n")
+        files.write_json(done, info)  # atomic: a kill leaves no half-written marker
     base = {"run": run.name, **{k: _cell(v) for k, v in run.changes.items()}, **info}
     return [{**base, "guidance": g, **_judge(api, run, run_dir, spec, g)} for g in spec.guidance]
 
 
 def _judge(api, run: SweepRun, run_dir: Path, spec: EvalSpec, guidance: float) -> dict:
-    """Judge accuracy and mean confidence, cached in RUN/eval/ so a rerun does not sample again."""
+    """Judge accuracy and mean confidence, cached as the run's evaluation `name` so a rerun does not sample again."""
     if not spec.judge or not run.config.conditional:
         return {}
     steps = spec.steps or run.config.sample_steps
     solver = spec.solver or run.config.solver
     name = f"sweep-{solver}-{steps}steps-g{guidance:g}-n{spec.n}-seed{spec.seed}"
-    cached = run_dir / "eval" / f"{name}.json"
-    if cached.is_file():
-        result = json.loads(cached.read_text())
-    else:
+    result = RunFolder(run_dir).read_eval(name)
+    if result is None:
         from difflab.run import Run
 
-        result = api.evaluate_run(Run.load(run_dir), n_per_class=spec.n, seed=spec.seed, name=name,
+        result = api.judge_run(Run.load(run_dir), n_per_class=spec.n, seed=spec.seed, name=name,
                                   solver=solver, steps=steps, guidance=guidance)
     return {"accuracy": result["accuracy"], "mean_confidence": result["mean_confidence"]}
 
 
 def final_loss(run_dir: Path) -> float | None:
     """Mean of the last 5 logged losses: one logged batch is too noisy to rank runs by."""
-    from difflab.report.plots import read_metrics
-
-    losses = [r["loss"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("loss") == r.get("loss")]
+    losses = [r["loss"] for r in RunFolder(run_dir).read_metrics()
+              if isinstance(r.get("loss"), (int, float)) and r["loss"] == r["loss"]]
     return round(sum(losses[-5:]) / len(losses[-5:]), 6) if losses else None
 
 

@@ -58,7 +58,7 @@ def tiny_split():
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves files from a folder; `/truncated` promises 1000 bytes and sends 10."""
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         if self.path.endswith("/truncated"):
             self.send_response(200)
             self.send_header("Content-Length", "1000")
@@ -68,7 +68,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
-    def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
+    def log_message(self, format, *args):
         pass
 
 

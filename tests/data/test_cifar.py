@@ -28,7 +28,7 @@ class _Py2StylePickler(pickle._Pickler):
         self.write(head + obj)
         self.memoize(obj)
 
-    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes}
+    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes}  # noqa: RUF012 - pickle reads it from the class
 
 
 def _py2_pickle(obj) -> bytes:

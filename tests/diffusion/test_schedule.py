@@ -18,7 +18,7 @@ def test_alphas_cumprod_match_diffusers(kind, diffusers_name):
 def test_cosine_closed_form():
     T, s = 250, 0.008
     abar = NoiseSchedule("cosine", T).alphas_cumprod
-    f = lambda t: math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    f = lambda t: math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
     expected = torch.tensor([f(t + 1) / f(0) for t in range(T)], dtype=torch.float64)
     # clipping at beta 0.999 only touches the very last step
     assert (abar[:-1] - expected[:-1]).abs().max().item() < 1e-12

@@ -32,7 +32,7 @@ def test_denoise_loss_is_l2_to_the_clean_image_without_t(tiny_config, tmp_path):
     from difflab.training.trainer import Trainer
 
     trainer = Trainer(tiny_config.replace(objective="denoise", sigma=0.7), tmp_path / "r", show_progress=False)
-    assert trainer.model.config["time_conditioning"] is False
+    assert trainer.model.spec.time_conditioning is False
     x0, labels = trainer.next_batch()
     state = trainer.generator.get_state()
     loss = trainer.loss(x0, labels)

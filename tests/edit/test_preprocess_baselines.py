@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from difflab.diffusion import NoiseSchedule, q_sample
 from difflab.edit import load_drawing, load_mask
-from difflab.edit.baselines import denoise_comparison, forward_noise, one_step_denoise
+from difflab.edit.baselines import forward_noise, one_step_denoise
 from difflab.errors import UserError
 
 

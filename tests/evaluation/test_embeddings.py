@@ -13,7 +13,7 @@ def test_bottleneck_features_shape_and_hook_removed(tiny_run):
     run = Run.load(tiny_run.path)
     images = torch.rand(6, 1, 28, 28) * 2 - 1
     feats = bottleneck_features(run.model, images, batch_size=4)
-    assert feats.shape == (6, run.model.config["channels"][-1])
+    assert feats.shape == (6, run.model.spec.channels[-1])
     assert not run.model.mid2._forward_hooks
     torch.testing.assert_close(feats[:3], bottleneck_features(run.model, images[:3]))  # batch split does not matter
 

@@ -11,7 +11,7 @@ from difflab.evaluation import memorisation as mem
 
 
 def _report(generated, train, test):
-    flat = lambda x: x.flatten(1)  # pixels double as features here: no judge needed  # noqa: E731
+    flat = lambda x: x.flatten(1)  # pixels double as features here: no judge needed
     return mem.memorisation(generated, train, test, gen_features=flat(generated), train_features=flat(train),
                             test_features=flat(test))
 

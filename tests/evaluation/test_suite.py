@@ -12,7 +12,7 @@ from PIL import Image
 from difflab.cli import main
 from difflab.data import load_dataset
 from difflab.evaluation.suite import EvalConfig, evaluate_images, evaluate_run
-from difflab.run import Run
+from difflab.run import Run, RunFolder
 
 TINY = EvalConfig(kid_subsets=5, idk_fractions=(0.1,), idk_epochs=1)
 
@@ -20,7 +20,8 @@ TINY = EvalConfig(kid_subsets=5, idk_fractions=(0.1,), idk_epochs=1)
 @pytest.fixture(scope="module")
 def suite_result(tiny_run, mnist_judge, tmp_path_factory):
     run = Run.load(tiny_run.path)
-    run.path = tmp_path_factory.mktemp("copy")  # results go here: the shared run folder stays read-only
+    run.folder = RunFolder(tmp_path_factory.mktemp("copy"))  # results go here: the shared run folder stays read-only
+    run.path = run.folder.path
     return evaluate_run(run, n=40, config=TINY, steps=2), run
 
 
@@ -47,7 +48,7 @@ def test_same_images_give_identical_numbers(mnist_judge, tmp_path):
     test = load_dataset("mnist5k", split="test")  # sorted by class: draw 100 at random
     images = test.images[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:100]]
     first, second = (evaluate_images(images, None, "mnist5k", out=tmp_path, name=f"e{i}", config=TINY) for i in (1, 2))
-    strip = lambda r: {k: v for k, v in r.items() if k not in ("name", "evaluation_seconds", "written")}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("name", "evaluation_seconds", "written")}
     assert strip(first) == strip(second)
     d = first["distribution"]  # real held-out digits: near the real floor (noise images give FD in the hundreds)
     assert d["fd"] < 3 * d["floor_fd"] and d["precision"] > 0.6 and "accuracy" not in first  # 6.5 vs 3.4 floor

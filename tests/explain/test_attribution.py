@@ -5,8 +5,14 @@ import torch
 from torch import nn
 
 from difflab.errors import UserError
-from difflab.explain.attribution import (attribute, attribute_over_time, completeness, last_decoder_conv,
-                                         scalar_output, starting_noise)
+from difflab.explain.attribution import (
+    attribute,
+    attribute_over_time,
+    completeness,
+    last_decoder_conv,
+    scalar_output,
+    starting_noise,
+)
 from difflab.explain.trajectories import collect
 from difflab.run import Run
 

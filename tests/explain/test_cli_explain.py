@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from difflab.cli import main
 from difflab.diffusion import timesteps
 from difflab.explain.emergence import appears_at

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler  # noqa: E402
+from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 
-from difflab.cli import main  # noqa: E402
-from difflab.diffusion import make_solver, model_noise_estimate, sample, timesteps  # noqa: E402
-from difflab.interop.diffusers_model import DifflabUNet2DModel  # noqa: E402
-from difflab.interop.export import scheduler_config  # noqa: E402
+from difflab.cli import main
+from difflab.diffusion import make_solver, model_noise_estimate, sample, timesteps
+from difflab.interop.diffusers_model import DifflabUNet2DModel
+from difflab.interop.export import scheduler_config
 
 LABELS = torch.tensor([0, 3, 5, 9])
 STEPS = 10  # divides T = 1000, so diffusers' DDIM "previous timestep" equals ours

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 pytest.importorskip("diffusers")
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel  # noqa: E402
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
-from difflab.cli import main  # noqa: E402
-from difflab.errors import UserError  # noqa: E402
-from difflab.interop.pipeline import PipelineRun, load_run_or_pipeline  # noqa: E402
-from difflab.run import Run  # noqa: E402
+from difflab.cli import main
+from difflab.errors import UserError
+from difflab.interop.pipeline import PipelineRun, load_run_or_pipeline
+from difflab.run import Run
 
 T, SIZE = 100, 8
 

@@ -58,7 +58,7 @@ def chromium():
     exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
     if exe is None:
         reason = "no Chromium on PATH, browser test skipped; fix: apt-get install -y --no-install-recommends chromium"
-        warnings.warn(reason)  # shown in pytest's warnings summary, where a plain skip reason is not
+        warnings.warn(reason, stacklevel=2)  # shown in pytest's warnings summary, where a plain skip reason is not
         pytest.skip(reason)
 
     def load(page: Path, tmp: Path, *, size: str = "1280,2000") -> PageLoad:

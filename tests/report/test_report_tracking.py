@@ -12,8 +12,8 @@ from PIL import Image
 from difflab.cli import build_parser
 from difflab.errors import UserError
 from difflab.training import tracking
-from difflab.training.config import TrainConfig
-from difflab.training.trainer import Trainer, config_diff
+from difflab.training.config import TrainConfig, config_diff
+from difflab.training.trainer import Trainer
 
 
 def test_tensorboard_gets_scalars_grids_and_config(tiny_config, tmp_path):

@@ -39,7 +39,8 @@ def test_parallel_sweep_writes_run_folders_and_a_sorted_table(sweep_dir):
     for name in runs:
         assert json.loads((sweep_dir / "runs" / name / "config.json").read_text())["steps"] == 10
         assert (sweep_dir / "runs" / name / "ema.safetensors").is_file()
-    rows = list(csv.DictReader(open(sweep_dir / "results.csv")))
+    with open(sweep_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
     assert sorted(r["run"] for r in rows) == runs
     losses = [float(r["final_loss"]) for r in rows]
     assert losses == sorted(losses)  # best (lowest) first
@@ -55,11 +56,11 @@ def test_rerun_skips_finished_runs_and_resumes_unfinished_ones(sweep_dir, tmp_pa
     before = weights.stat().st_mtime_ns
     judged = []
 
-    def fake_evaluate_run(run, *, n_per_class, seed, name, solver, steps, guidance):
+    def fake_judge_run(run, *, n_per_class, seed, name, solver, steps, guidance):
         judged.append((run.path.name, guidance))
         return {"accuracy": run.config.lr * 100 + guidance, "mean_confidence": 0.5}
 
-    monkeypatch.setattr("difflab.api.evaluate_run", fake_evaluate_run)
+    monkeypatch.setattr("difflab.api.judge_run", fake_judge_run)
     monkeypatch.setattr("difflab.sweep._warm_judges", lambda spec: None)
     spec = SweepSpec.from_dict({**spec_tables(), "evaluate": {"guidance": [1, 2], "n": 1}})
     rows = run_sweep(spec, out)

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -38,6 +37,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from difflab.evaluation.suite import EvalConfig
+    from difflab.evaluation.summary import suite_lines
 
     if (args.run is None) == (args.images is None):
         raise UserError("give a run folder or --images FILE|DIR (not both); see `difflab evaluate --help`")
@@ -46,10 +46,16 @@ def run(args) -> int:
     config = EvalConfig(seed=0, inception_weights=str(args.inception_weights) if args.inception_weights else None,
                         pictures=not args.no_pictures)
     result = _from_images(args, config) if args.images else _from_run(args, config)
-    print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    print("\n".join(suite_lines(result, width=min(100, shutil.get_terminal_size().columns))))
+    _also_json(args, result)
     return 0
+
+
+def _also_json(args, result: dict) -> None:
+    from difflab.run import files
+
+    if args.json:
+        files.write_json(args.json, result)
 
 
 def _from_run(args, config) -> dict:
@@ -63,29 +69,18 @@ def _from_run(args, config) -> dict:
 
 
 def _prompts(args) -> int:
-    from difflab.evaluation.prompts import evaluate_prompts
+    from difflab.evaluation.prompts import evaluate_prompts, write_prompts_eval
+    from difflab.evaluation.summary import prompt_lines
     from difflab.run import Run
-    from difflab.training.checkpoint import atomic_write_text
 
     if args.run is None:
         raise UserError("--prompts evaluates a text run's own prompts; fix: give the run folder, not --images")
     loaded = Run.load(args.run, device=args.device)
     result = evaluate_prompts(loaded, per_prompt=args.per_prompt, seed=args.seed, clip_weights=args.clip_weights,
                               **sampler_settings(args))
-    print(f"prompts of {args.run}: {result['per_prompt']} samples per prompt, {result['solver']} "
-          f"{result['steps']} steps, guidance {result['guidance']:g}")
-    for name, r in result["sets"].items():
-        clip = f"   CLIP score {r['clip_score']:.2f}" if "clip_score" in r else ""
-        print(f"  {name:<8} {r['prompts']:>3} prompts   judge accuracy {100 * r['accuracy']:5.1f}%   "
-              f"confidence {100 * r['mean_confidence']:5.1f}%{clip}")
-    if "clip_skipped" in result:
-        print(f"  note: {result['clip_skipped']}")
-    name = args.name or f"prompts-{result['solver']}-{result['steps']}steps-g{result['guidance']:g}-n{args.per_prompt}"
-    (args.run / "eval").mkdir(exist_ok=True)
-    out = args.run / "eval" / f"{name}.json"
-    atomic_write_text(out, json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    print("\n".join(prompt_lines(result, str(args.run))))
+    out = write_prompts_eval(loaded, result, args.name)
+    _also_json(args, result)
     print(f"  wrote {out}")
     return 0
 
@@ -93,7 +88,7 @@ def _prompts(args) -> int:
 def _from_images(args, config) -> dict:
     from difflab.data import load_dataset
     from difflab.evaluation.inputs import load_images
-    from difflab.evaluation.suite import evaluate_images
+    from difflab.evaluation.suite import IMAGES_OUT, evaluate_images
 
     if not args.dataset:
         raise UserError("--images needs --dataset NAME (the dataset the images imitate, e.g. mnist5k)")
@@ -101,37 +96,5 @@ def _from_images(args, config) -> dict:
     images, labels = load_images(args.images, class_names)
     meta = {"source": str(args.images), "seeds": {"sampling": None, "evaluation": config.seed}, "sampler": None}
     name = args.name or f"images-{args.images.stem}-n{len(images)}"
-    return evaluate_images(images, labels, args.dataset, out=args.out or Path("eval"), name=name, config=config,
+    return evaluate_images(images, labels, args.dataset, out=args.out or IMAGES_OUT, name=name, config=config,
                            meta=meta)
-
-
-def print_table(r: dict) -> None:
-    """The numbers a person reads first; everything else is in the JSON."""
-    d, m = r["distribution"], r["memorisation"]
-    width = min(100, shutil.get_terminal_size().columns)
-    print(f"{r['name']}: {r['n']} images vs {r['dataset']}  (judge on real held-out images: "
-          f"{100 * r['judge_real_accuracy']:.1f}%)")
-    if r["labelled"]:
-        per = "  ".join(f"{k}:{100 * v:.0f}" for k, v in r["per_class_accuracy"].items())
-        print(f"  judge accuracy   {100 * r['accuracy']:6.1f}%   mean confidence {100 * r['mean_confidence']:.1f}%")
-        print(f"  per class (%)    {per}"[:width])
-    rows = [("FD (judge features)", d["fd"], d["floor_fd"], ".3f"), ("KID x1000", 1e3 * d["kid_mean"], 1e3 * d["floor_kid_mean"], ".3f"),
-            ("precision", d["precision"], d["floor_precision"], ".3f"), ("recall", d["recall"], d["floor_recall"], ".3f"),
-            ("IS analogue", d["is_mean"], d["floor_is_mean"], ".2f")]
-    print(f"  {'metric':<22}{'generated':>10}{'real floor':>12}   (floor: {d['n_floor']} real vs {d['n_reference']} real)")
-    for label, value, floor, fmt in rows:
-        print(f"  {label:<22}{value:>10{fmt}}{floor:>12{fmt}}")
-    print(f"  KID std x1000 {1e3 * d['kid_std']:.3f};  too close to a train image: {100 * m['pixel']['fraction_closer_than_test']:.1f}% "
-          f"(pixels), {100 * m['feature']['fraction_closer_than_test']:.1f}% (features)  [~5% = like real test images]")
-    if "idk" in r:
-        table = r["idk"]["accuracy_at_coverage"]
-        covs = list(next(iter(table.values())))
-        print(f"  {'accuracy at coverage':<22}" + "".join(f"{float(c) * 100:>7.0f}%" for c in covs))
-        for rule, accs in table.items():
-            print(f"  {rule:<22}" + "".join(f"{100 * a:>7.1f}%" for a in accs.values()))
-    if "inception" in r:
-        i = r["inception"]
-        print(f"  Inception FID {i['fid']:.2f}  KID {i['kid_mean']:.4f}±{i['kid_std']:.4f}  IS {i['isc_mean']:.2f}")
-    else:
-        print(f"  note: {r['inception_skipped']}")
-    print(f"  wrote {r['written']}" + (f" and pictures in {r['written'][:-5]}/" if r["eval_config"]["pictures"] else ""))

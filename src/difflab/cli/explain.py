@@ -1,17 +1,15 @@
 """`difflab explain <pca|attribute|class-saliency|kernels|emergence> RUN`: what guides the denoiser.
 
 Each command writes PNGs and `<command>.json` (the numbers behind them) to `RUN/explain/<command>/`
-or `--out DIR`. Requested timesteps snap to the nearest step the sampler visits (the JSON records
-both); t = 0 means the finished image.
+or `--out DIR` (`difflab.explain.commands` does the work). Requested timesteps snap to the nearest
+step the sampler visits (the JSON records both); t = 0 means the finished image.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from difflab.cli.options import Parser, add_sampler_options, int_list, number, sampler_settings
-from difflab.errors import UserError
 
 DEFAULT_TIMES = (999, 750, 500, 250, 0)
 ATTRIBUTE_TIMES = (900, 500, 100)
@@ -61,171 +59,40 @@ def _times_and_label(p, times) -> None:
     p.add_argument("--label", type=number(int), help="class to sample (7, or the last class)")
 
 
-def _load(args):
+def _run(args, command: str, explain, **options) -> int:
+    """Load the run, call `difflab.explain.commands.<explain>`, print what it wrote."""
+    from difflab.explain import commands
     from difflab.run import Run
 
-    loaded = Run.load(args.run, device=args.device)
-    out = args.out or args.run / "explain" / args.what
-    return loaded, Path(out)
-
-
-def _label(loaded, label):
-    import torch
-
-    if not loaded.num_classes:
-        if label is not None:
-            raise UserError("this run is unconditional; fix: drop --label")
-        return None
-    label = min(7, loaded.num_classes - 1) if label is None else label
-    if not 0 <= label < loaded.num_classes:
-        raise UserError(f"--label {label} is out of range for a {loaded.num_classes}-class run; use 0..{loaded.num_classes - 1}")
-    return torch.tensor([label])
-
-
-def _write(out: Path, name: str, numbers: dict, pngs: list[Path]) -> int:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.json"
-    path.write_text(json.dumps(numbers, indent=2))
-    for p in [*pngs, path]:
-        print(f"wrote {p}")
+    run = Run.load(args.run, device=args.device)
+    out = commands.output_folder(run, command, args.out)
+    if hasattr(args, "solver"):
+        options["settings"] = sampler_settings(args)
+    paths, numbers = getattr(commands, explain)(run, out, seed=args.seed, **options)
+    if command == "emergence":
+        for th, at in numbers["appears"].items():
+            print(f"mean p(final class) >= {th}: " + (f"{100 * at:.0f}% of the steps" if at is not None else "never"))
+    for path in paths:
+        print(f"wrote {path}")
     return 0
 
 
-def _times(loaded, args) -> dict:
-    from difflab.diffusion import timesteps
-
-    settings = sampler_settings(args)
-    visited = timesteps(len(loaded.alphas_cumprod), settings["steps"] or loaded.config.sample_steps)
-    return dict(settings=settings, visited_timesteps=visited)
-
-
 def cmd_pca(args) -> int:
-    from difflab.explain import figures, pca, trajectories
-
-    loaded, out = _load(args)
-    if args.n < 1:
-        raise UserError(f"--n must be at least 1, got {args.n}")
-    pca.check_k(args.k, args.n)
-    info = _times(loaded, args)
-    labels = _cycle_labels(loaded.num_classes, args.n)
-    traj = trajectories.collect(loaded, labels, timesteps=list(args.timesteps), n=None if labels is not None else args.n,
-                                seed=args.seed, settings=info["settings"])
-    spectra = pca.pca_over_time(traj, k=args.k, of=args.of)
-    classes = _final_classes(loaded, traj)
-    shape = tuple(getattr(traj, args.of)[spectra[0].t].shape[1:])
-    req = traj.requested
-    pngs = [figures.plot_spectra(spectra, req, args.of, out / f"spectrum_{args.of}.png"),
-            figures.plot_components(spectra, req, shape, args.of, out / f"components_{args.of}.png"),
-            figures.plot_scatter(spectra, req, classes, loaded.class_names, out / f"scatter_{args.of}.png")]
-    numbers = dict(of=args.of, n=args.n, k=args.k, seed=args.seed, **info,
-                   timesteps=[dict(requested_t=r, **s.summary()) for r, s in zip(req, spectra)])
-    return _write(out, "pca", numbers, pngs)
-
-
-def _cycle_labels(num_classes: int, n: int):
-    import torch
-
-    return torch.arange(n) % num_classes if num_classes else None
-
-
-def _final_classes(loaded, traj):
-    """The conditioning labels, or the judge's verdict on the final images for an unconditional run."""
-    if traj.labels is not None:
-        return traj.labels.numpy()
-    from difflab.evaluation import load_judge
-
-    judge = load_judge(loaded.config.dataset, data_dir=loaded.config.data_dir, image_size=loaded.config.image_size)
-    return judge.probabilities(traj.final).argmax(1).numpy()
+    return _run(args, "pca", "explain_pca", k=args.k, n=args.n, timesteps=args.timesteps, of=args.of)
 
 
 def cmd_attribute(args) -> int:
-    from difflab.explain import attribution, figures, trajectories
-
-    loaded, out = _load(args)
-    info = _times(loaded, args)
-    methods = list(attribution.METHODS) if args.method == "all" else [args.method]
-    layer = args.layer or attribution.last_decoder_conv(loaded.model)
-    trajectories.find_module(loaded.model, layer)  # a bad --layer fails before sampling
-    labels = _label(loaded, args.label)
-    traj = trajectories.collect(loaded, labels, timesteps=list(args.timesteps), n=None if labels is not None else 1,
-                                seed=args.seed, settings=info["settings"])
-    rows = attribution.attribute_over_time(loaded, traj, methods, noise=args.noise, target=args.target,
-                                           layer=layer, seed=args.seed)
-    columns = [figures.t_label(r, a) for r, a in zip(traj.requested, traj.actual)]
-    grid = [("input x_t" if args.noise == "live" else "input x_T (constant)",
-             [r["input"] for r in rows if r["method"] == methods[0]], [None] * len(columns))]
-    for m in methods:
-        picked = [r for r in rows if r["method"] == m]
-        name = f"{m}\n({layer})" if m == "grad-cam" else m
-        grid.append((name, [r["input"] for r in picked], [r["map"] for r in picked]))
-    title = (f"Attributions of {args.target} to the input, {args.noise} noise"
-             + (f", class {loaded.class_names[int(labels[0])]}" if labels is not None else ""))
-    png = figures.plot_overlays(columns, grid, title, out / f"attribute_{args.noise}_{args.target}.png")
-    numbers = dict(target=args.target, noise=args.noise, layer=layer, seed=args.seed, **info,
-                   label=int(labels[0]) if labels is not None else None,
-                   results=[{k: v for k, v in r.items() if k not in ("input", "map")} | _map_stats(r["map"])
-                            for r in rows])
-    return _write(out, "attribute", numbers, [png])
-
-
-def _map_stats(maps) -> dict:
-    return dict(map_abs_sum=float(maps.abs().sum()), map_max=float(maps.max()), map_min=float(maps.min()))
+    return _run(args, "attribute", "explain_attribute", method=args.method, noise=args.noise, target=args.target,
+                layer=args.layer, timesteps=args.timesteps, label=args.label)
 
 
 def cmd_class(args) -> int:
-    from difflab.explain import class_saliency, figures, trajectories
-
-    loaded, out = _load(args)
-    labels = _label(loaded, args.label)
-    if labels is None:
-        raise UserError("class-saliency needs a class-conditional run; this run is unconditional")
-    info = _times(loaded, args)
-    traj = trajectories.collect(loaded, labels, timesteps=list(args.timesteps), seed=args.seed,
-                                settings=info["settings"])
-    rows = class_saliency.class_saliency(loaded, traj)
-    columns = [figures.t_label(r["requested_t"], r["t"]) for r in rows]
-    inputs = [r["input"] for r in rows]
-    grid = [("input x_t", inputs, [None] * len(rows)), ("|ε_c − ε_u|", inputs, [r["difference"] for r in rows]),
-            ("IG of ⟨ε_c − ε_u, u⟩", inputs, [r["map"] for r in rows])]
-    name = loaded.class_names[int(labels[0])]
-    png = figures.plot_overlays(columns, grid, f"Where class {name} steers the noise estimate", out / "class_saliency.png",
-                                colour_label="|difference| / attribution")
-    numbers = dict(label=int(labels[0]), seed=args.seed, **info,
-                   results=[{k: v for k, v in r.items() if k not in ("input", "difference", "map")} for r in rows])
-    return _write(out, "class_saliency", numbers, [png])
+    return _run(args, "class-saliency", "explain_class_saliency", timesteps=args.timesteps, label=args.label)
 
 
 def cmd_kernels(args) -> int:
-    from difflab.explain import figures, kernels
-
-    loaded, out = _load(args)
-    labels = _label(loaded, args.label)
-    image = loaded.sample(labels, n=None if labels is not None else 1, seed=args.seed)[:1]  # (1, C, H, W)
-    acts = kernels.activations(loaded, args.layer, image, args.t, int(labels[0]) if labels is not None else None,
-                               seed=args.seed)
-    filters = kernels.first_filters(loaded.model)
-    safe = args.layer.replace(".", "_")
-    pngs = [figures.plot_filters(filters, out / "filters_conv_in.png"),
-            figures.plot_activations(acts, out / f"activations_{safe}.png")]
-    numbers = dict(filters_shape=list(filters.shape), filter_norms=filters.flatten(1).norm(dim=1).tolist(),
-                   layer=args.layer, t=args.t, label=int(labels[0]) if labels is not None else None,
-                   activation_shape=list(acts["maps"].shape), channel_mean=acts["channel_mean"],
-                   channel_max=acts["channel_max"])
-    return _write(out, "kernels", numbers, pngs)
+    return _run(args, "kernels", "explain_kernels", layer=args.layer, label=args.label, t=args.t)
 
 
 def cmd_emergence(args) -> int:
-    from difflab.evaluation import load_judge
-    from difflab.explain import emergence, figures
-
-    loaded, out = _load(args)
-    info = _times(loaded, args)
-    cfg = loaded.config
-    judge = load_judge(cfg.dataset, data_dir=cfg.data_dir, image_size=cfg.image_size)
-    result = emergence.emergence(loaded, judge, n=args.n, seed=args.seed, settings=info["settings"])
-    chosen = loaded.settings(**{k: v for k, v in info["settings"].items() if k != "eta"})
-    sampler = f"{chosen.solver} {chosen.steps} steps, guidance {chosen.guidance:g}"
-    png = figures.plot_emergence(result, loaded.class_names, out / "emergence.png", sampler=sampler)
-    for th, at in result["appears"].items():
-        print(f"mean p(final class) >= {th}: " + (f"{100 * at:.0f}% of the steps" if at is not None else "never"))
-    return _write(out, "emergence", dict(seed=args.seed, judge_accuracy=judge.accuracy, **info, **result), [png])
+    return _run(args, "emergence", "explain_emergence", n=args.n)

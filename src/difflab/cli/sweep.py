@@ -16,16 +16,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import shutil
-
-    from difflab.sweep import SweepSpec, check_folder, run_sweep
+    from difflab.sweep import SweepSpec, prepare_folder, run_sweep
 
     spec = SweepSpec.load(args.spec)
-    out = args.out or Path("sweeps") / args.spec.stem
-    check_folder(spec, out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.spec.resolve() != (out / "sweep.toml").resolve():
-        shutil.copyfile(args.spec, out / "sweep.toml")  # the folder says how it was made
+    out = prepare_folder(spec, args.spec, args.out)
     print(f"sweep of {len(spec.runs)} run(s) into {out}")
     rows = run_sweep(spec, out, parallel=args.parallel)
     metric = spec.evaluate.metric

@@ -3,4 +3,4 @@
 from difflab.data.dataset import ImageDataset, from_uint8
 from difflab.data.sources import NAMES, load_dataset
 
-__all__ = ["ImageDataset", "NAMES", "from_uint8", "load_dataset"]
+__all__ = ["NAMES", "ImageDataset", "from_uint8", "load_dataset"]

@@ -92,7 +92,7 @@ def _unpickle(path: Path) -> dict:
                         f"does (tampered file, or not CIFAR-10); {FIX_DAMAGED}") from None
     except OSError as err:
         raise UserError(f"{path}: cannot read ({err.strerror or err}); fix: check its permissions") from None
-    except Exception as err:  # noqa: BLE001 - any malformed pickle: EOFError, UnpicklingError, ValueError...
+    except Exception as err:
         raise UserError(f"{path}: not a valid CIFAR-10 batch ({type(err).__name__}: {err}); "
                         f"{FIX_DAMAGED}") from None
     if not isinstance(obj, dict):

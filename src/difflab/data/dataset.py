@@ -51,11 +51,11 @@ class ImageDataset:
         """`(C, H, W)` of one image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def subset(self, index: torch.Tensor, name: str | None = None) -> "ImageDataset":
+    def subset(self, index: torch.Tensor, name: str | None = None) -> ImageDataset:
         captions = None if self.captions is None else tuple(self.captions[i] for i in torch.as_tensor(index).tolist())
         return ImageDataset(self.images[index], self.labels[index], self.class_names, name or self.name, captions)
 
-    def split(self, test_fraction: float = 0.1, seed: int = 0) -> tuple["ImageDataset", "ImageDataset"]:
+    def split(self, test_fraction: float = 0.1, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
         """Stratified (per-class) split into train and held-out parts, the same for the same seed."""
         if not 0.0 < test_fraction < 1.0:
             raise UserError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -64,7 +64,7 @@ class ImageDataset:
         for c in range(self.num_classes):
             idx = torch.nonzero(self.labels == c).flatten()
             idx = idx[torch.randperm(len(idx), generator=generator)]
-            n_test = int(round(len(idx) * test_fraction))
+            n_test = round(len(idx) * test_fraction)
             test_idx.append(idx[:n_test])
             train_idx.append(idx[n_test:])
         train, test = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values

@@ -6,7 +6,7 @@ to each view's (or each class's) estimate before they are combined — and retur
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

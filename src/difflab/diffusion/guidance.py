@@ -5,7 +5,7 @@ The network may predict ε, x₀ or v; `model_noise_estimate` converts to ε̂ s
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

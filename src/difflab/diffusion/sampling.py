@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -45,7 +46,7 @@ def sample(
 ) -> torch.Tensor:
     """Run `solver` from `x` at `timesteps[0]` down to the clean image; returns `(B, C, H, W)`."""
     schedule = list(timesteps) + [-1]
-    for index, (t, t_next) in enumerate(zip(schedule[:-1], schedule[1:])):
+    for index, (t, t_next) in enumerate(itertools.pairwise(schedule)):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         eps = noise_estimate(x, t_batch)
         x, x0 = solver.step(x, t, t_next, eps, generator=generator)

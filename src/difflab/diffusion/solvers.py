@@ -117,4 +117,4 @@ def timesteps(num_timesteps: int, steps: int) -> list[int]:
     if not 1 <= steps <= num_timesteps:
         raise UserError(f"steps must be in 1..{num_timesteps}, got {steps}")
     stride = num_timesteps / steps
-    return [int(round(num_timesteps - i * stride)) - 1 for i in range(steps)]
+    return [round(num_timesteps - i * stride) - 1 for i in range(steps)]

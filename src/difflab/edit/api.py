@@ -4,8 +4,8 @@
     sevens = editor.sdedit(ones, levels=[1, 5, 10], label=7)     # (B, 3, C, H, W)
     both = editor.anagram((6, 9), "rot180", n=8)                  # (8, C, H, W)
 
-Each method builds a noise estimate (the run's network seen as ε̂, whatever it predicts, with CFG)
-and a start/projection, and runs the one sampling loop; the lower-level functions it calls
+Each method builds a noise estimate through the run's `Sampler` (the network seen as ε̂, whatever it
+predicts, with CFG) and a start/projection, and runs the one sampling loop; the lower-level functions it calls
 (`sdedit`, `inpaint`, `compositions.anagram`, ...) take any `NoiseEstimate`, so they compose.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from difflab.diffusion import classifier_free, make_solver, model_noise_estimate, sample, timesteps
 from difflab.diffusion import compositions
 from difflab.diffusion.sampling import NoiseEstimate
 from difflab.edit.baselines import denoise_comparison, forward_noise
@@ -22,7 +21,6 @@ from difflab.edit.inpaint import inpaint
 from difflab.edit.sdedit import Level, level_schedule, sdedit
 from difflab.edit.views import get_view
 from difflab.errors import UserError
-from difflab.generate import in_precision, null_condition
 
 EDIT_STEPS = 20  # strided schedule of the edits: fine enough for SDEdit levels 1..20 (the run's default is 10)
 
@@ -34,13 +32,15 @@ class Editor:
                  eta: float = 0.0, precision: str = "auto") -> None:
         run.check_samplable()
         self.run = run
-        self.settings = run.settings(solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision)
+        self.sampler = run.sampler(solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision)
         self.alphas_cumprod = run.alphas_cumprod
-        self.device = next(run.model.parameters()).device
-        self.model_estimate = in_precision(model_noise_estimate(run.model, run.config.objective,
-                                                                self.alphas_cumprod.to(self.device)), self.device, precision)
-        cfg = run.model.config
-        self.shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
+        self.device = run.device
+        self.shape = run.spec.image_shape
+
+    @property
+    def settings(self):
+        """The editor's `Sampler` (solver, steps, guidance, eta, precision)."""
+        return self.sampler
 
     @property
     def num_timesteps(self) -> int:
@@ -50,23 +50,18 @@ class Editor:
         """ε̂ for `n` images of class `label` (or, for a text run, of the prompt `label` if it is a string),
         with the run's guidance; None: unconditional."""
         if label is None:
-            return classifier_free(self.model_estimate, None, None, 1.0)
-        if isinstance(label, str):
+            cond = None
+        elif isinstance(label, str):
             cond = self.run.condition(prompts=[label] * n)  # (n, L, D); a non-text run refuses here
         else:
-            k = self.run.num_classes
-            if not k:
+            if not self.run.num_classes:
                 raise UserError("this run is unconditional; fix: drop the class label")
-            if not 0 <= label < k:
-                raise UserError(f"label {label} is out of range for a {k}-class model; use 0..{k - 1}")
             cond = self.run.condition(labels=torch.full((n,), label, dtype=torch.long))
-        cond = cond.to(self.device)
-        return classifier_free(self.model_estimate, cond, null_condition(cond, self.run.num_classes), self.settings.guidance)
+        return self.sampler.noise_estimate(self.run.model, self.alphas_cumprod, cond, device=self.device)
 
     def solver(self):
         """A fresh solver (multistep solvers keep state between steps)."""
-        options = {"eta": self.settings.eta} if self.settings.solver == "ddim" else {}
-        return make_solver(self.settings.solver, self.alphas_cumprod, **options)
+        return self.sampler.make_solver(self.alphas_cumprod)
 
     def check_images(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or tuple(images.shape[1:]) != self.shape:
@@ -82,13 +77,13 @@ class Editor:
         """Noisy / blurred / one-step / iterative for each t: `(len(ts), 4, B, C, H, W)`."""
         x = self.check_images(images)
         return denoise_comparison(self.estimate(None, len(x)), x, ts, self.solver, self.alphas_cumprod,
-                                  steps=self.settings.steps, blur_sigma=blur_sigma, generator=_gen(seed)).cpu()
+                                  steps=self.sampler.steps, blur_sigma=blur_sigma, generator=_gen(seed)).cpu()
 
     @torch.no_grad()
     def sdedit(self, images: torch.Tensor, levels: list[Level], *, label: int | None = None, seed: int = 0) -> torch.Tensor:
         """SDEdit at each level (int: strided steps, float: fraction of T): `(B, len(levels), C, H, W)`."""
         x = self.check_images(images)
-        schedules = [level_schedule(level, self.num_timesteps, self.settings.steps) for level in levels]
+        schedules = [level_schedule(level, self.num_timesteps, self.sampler.steps) for level in levels]
         estimate = self.estimate(label, len(x))  # each level from the same seed: same noise, only t₀ differs
         out = [sdedit(estimate, x, s, self.solver(), self.alphas_cumprod, generator=_gen(seed)) for s in schedules]
         return torch.stack(out, dim=1).cpu()
@@ -98,7 +93,7 @@ class Editor:
                 seed: int = 0) -> torch.Tensor:
         """Regenerate `mask` (True) from pure noise, known pixels kept exactly: `(B, C, H, W)`."""
         x = self.check_images(images)
-        ts = timesteps(self.num_timesteps, self.settings.steps)
+        ts = self.sampler.timesteps(self.num_timesteps)
         return inpaint(self.estimate(label, len(x)), x, mask, ts, self.solver(), self.alphas_cumprod,
                        resample=resample, generator=_gen(seed)).cpu()
 
@@ -127,8 +122,7 @@ class Editor:
             raise UserError(f"--n must be at least 1, got {n}")
         generator = _gen(seed)
         x = torch.randn((n, *self.shape), generator=generator).to(self.device)  # (n, C, H, W)
-        ts = timesteps(self.num_timesteps, self.settings.steps)
-        return sample(estimate, x, ts, self.solver(), generator=generator).cpu()
+        return self.sampler.run(estimate, x, self.alphas_cumprod, generator=generator).cpu()
 
 
 def _gen(seed: int) -> torch.Generator:

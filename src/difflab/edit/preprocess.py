@@ -76,7 +76,7 @@ def thicken(ink: np.ndarray, scale: float, *, target: float = 2.6) -> np.ndarray
     inner = solid.copy()
     inner[1:-1, 1:-1] &= solid[:-2, 1:-1] & solid[2:, 1:-1] & solid[1:-1, :-2] & solid[1:-1, 2:]
     width = 2 * solid.sum() / max(1, (solid & ~inner).sum())  # in input pixels
-    k = int(round(target / scale - width)) | 1  # odd max-filter size that adds the missing width
+    k = int(round(target / scale - width)) | 1  # noqa: RUF046 - odd filter size adding the missing width
     if k < 3:
         return ink
     x = torch.from_numpy(ink)[None, None]  # (1, 1, H, W)

@@ -7,7 +7,7 @@ schedule (int k: the last k of `timesteps(T, steps)`) or as a fraction of T (flo
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

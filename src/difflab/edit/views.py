@@ -5,8 +5,8 @@ A permutation keeps i.i.d. Gaussian noise i.i.d. Gaussian, the condition the met
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

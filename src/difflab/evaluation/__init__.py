@@ -2,8 +2,8 @@
 
 from difflab.evaluation.judge import Judge, judge_samples, load_judge
 
-_LAZY = {"EvalConfig": "suite", "evaluate_images": "suite", "frechet_distance": "metrics", "kid": "metrics",
-         "precision_recall": "metrics", "inception_score": "metrics"}  # scipy/matplotlib load only when used
+_LAZY = {"EvalConfig": "suite", "evaluate_images": "suite", "evaluate_run": "suite", "frechet_distance": "metrics",
+         "kid": "metrics", "precision_recall": "metrics", "inception_score": "metrics"}  # scipy/matplotlib load only when used
 
 
 def __getattr__(name: str):
@@ -14,5 +14,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'difflab.evaluation' has no attribute {name!r}")
 
 
-__all__ = ["EvalConfig", "Judge", "evaluate_images", "frechet_distance", "inception_score", "judge_samples", "kid",
+__all__ = ["EvalConfig", "Judge", "evaluate_images", "evaluate_run", "frechet_distance", "inception_score", "judge_samples", "kid",
            "load_judge", "precision_recall"]

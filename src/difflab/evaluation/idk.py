@@ -18,7 +18,7 @@ from difflab.data import ImageDataset, load_dataset
 from difflab.evaluation.judge import Judge, fingerprint, train_judge
 from difflab.nn.judge import JudgeNet
 from difflab.paths import cache_dir
-from difflab.training import checkpoint as ckpt
+from difflab.run import files as ckpt
 
 IDK_VERSION = 1  # bump when the recipe changes, so stale caches are retrained
 FRACTIONS = (0.02, 0.10, 0.20)  # share of training digits relabelled "idk"

@@ -36,7 +36,7 @@ def _load_npz(path: Path, class_names: tuple[str, ...]):
         if "images" not in f:
             raise UserError(f"{path}: no 'images' array (found {', '.join(f.files) or 'none'}); fix: save uint8 "
                             "images (N, H, W[, C]) under the key 'images'")
-        pixels, labels = f["images"], (f["labels"] if "labels" in f else None)
+        pixels, labels = f["images"], f.get("labels")
     if pixels.dtype != np.uint8:
         raise UserError(f"{path}: images must be uint8 0..255, got {pixels.dtype}; fix: convert with "
                         "((x + 1) * 127.5).round().astype('uint8')")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from difflab.data import ImageDataset, load_dataset
 from difflab.nn.judge import JudgeNet
 from difflab.paths import cache_dir
-from difflab.training import checkpoint as ckpt
+from difflab.run import files as ckpt
 
 JUDGE_VERSION = 1  # bump when the architecture or recipe changes, so stale caches are retrained
 
@@ -51,7 +51,7 @@ def fingerprint(data: ImageDataset) -> str:
 
 def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Random translations by up to `max_shift` pixels (pad with background -1, then crop)."""
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     padded = F.pad(x, (max_shift,) * 4, value=-1.0)
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
     return padded[:, :, dy : dy + h, dx : dx + w]

@@ -41,7 +41,7 @@ def evaluate_prompts(run, *, per_prompt: int = 100, seed: int = 0, clip_weights:
         raise UserError(f"--per-prompt must be at least 1, got {per_prompt}")
     sets = prompt_sets(run)  # refuses a run without text before any work
     judge = load_judge(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
-    s = run.settings(**settings)
+    s = run.sampler(seed=seed, **settings)
     result = {"per_prompt": per_prompt, "seed": seed, "solver": s.solver, "steps": s.steps, "guidance": s.guidance,
               "sets": {}}
     clip = _clip_scorer(clip_weights)
@@ -63,6 +63,13 @@ def evaluate_prompts(run, *, per_prompt: int = 100, seed: int = 0, clip_weights:
         result["clip_skipped"] = ("CLIP score skipped: no local CLIP weights; give --clip-weights PATH (a folder "
                                   "saved with transformers' CLIPModel.save_pretrained) to compute it")
     return result
+
+
+def write_prompts_eval(run, result: dict, name: str | None = None) -> Path:
+    """Save `evaluate_prompts`' result as the run's evaluation `name` (default: from its sampler settings)."""
+    name = name or (f"prompts-{result['solver']}-{result['steps']}steps-g{result['guidance']:g}"
+                    f"-n{result['per_prompt']}")
+    return run.folder.write_eval(name, result)
 
 
 def _clip_scorer(weights: str | Path | None):
@@ -125,4 +132,4 @@ def _chunks(items: list, size: int):
         yield items[i : i + size]
 
 
-__all__ = ["evaluate_prompts", "prompt_sets"]
+__all__ = ["evaluate_prompts", "prompt_sets", "write_prompts_eval"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -20,10 +19,11 @@ import torch
 
 from difflab.data import load_dataset
 from difflab.errors import UserError
-from difflab.evaluation import idk, memorisation as mem, metrics
+from difflab.evaluation import idk, metrics
+from difflab.evaluation import memorisation as mem
 from difflab.evaluation.fidelity import inception_metrics
 from difflab.evaluation.judge import Judge, judge_samples, load_judge
-from difflab.training import checkpoint as ckpt
+from difflab.run import files
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class EvalConfig:
     pictures: bool = True
 
 
+IMAGES_OUT = Path("eval")  # `difflab evaluate --images` results: ./eval/ where the user stands (not a run folder)
 SIGNIFICANT_DIGITS = 8  # JSON floats: float64 features differ run to run only far below this
 
 
@@ -128,35 +129,53 @@ def _memorisation_section(images, labels, train, test, feats, judge, folder: Pat
 def evaluate_images(images: torch.Tensor, labels: torch.Tensor | None, dataset: str, *, out: Path, name: str,
                     config: EvalConfig = EvalConfig(), model: torch.nn.Module | None = None,
                     meta: dict | None = None, data_dir=None, image_size=None) -> dict:
-    """All metrics of `images` `(N, C, H, W)` in [-1, 1] against `dataset`; writes OUT/<name>.json."""
+    """All metrics of `images` `(N, C, H, W)` in [-1, 1] against `dataset`; writes OUT/<name>.json
+    (pictures in OUT/<name>/)."""
+    out = Path(out)
+    pictures = out / name if config.pictures else None
+    result = measure(images, labels, dataset, pictures=pictures, config=config, model=model, meta=meta,
+                     name=name, data_dir=data_dir, image_size=image_size)
+    out.mkdir(parents=True, exist_ok=True)
+    result["written"] = str(out / f"{name}.json")
+    files.write_json(out / f"{name}.json", result)
+    return result
+
+
+def measure(images: torch.Tensor, labels: torch.Tensor | None, dataset: str, *, pictures: Path | None, name: str,
+            config: EvalConfig = EvalConfig(), model: torch.nn.Module | None = None, meta: dict | None = None,
+            data_dir=None, image_size=None) -> dict:
+    """Every metric of `images` against `dataset`, as one JSON-able dict; pictures into `pictures` (None: none)."""
     started = time.monotonic()
     judge, judge64, train, test, train_feats, test_feats = _reference(dataset, data_dir, image_size)
     _check_images(images, labels, train.image_shape, train.num_classes)
-    folder = Path(out) / name if config.pictures else None
     feats = {"gen": features64(judge64.net, images), "train": train_feats, "test": test_feats}
     ref_idx, floor_idx = reference_split(len(train), len(images), config.seed, config.max_reference)
     result = {"name": name, "dataset": dataset, "n": len(images), "labelled": labels is not None, **(meta or {}),
               "eval_config": asdict(config), "judge_real_accuracy": judge.accuracy, "judge_dataset": dataset}
     if labels is not None:
-        result.update(_judge_section(judge64, images.double(), labels, folder))
-        result["idk"] = _idk_section(judge, images, labels, dataset, train, config, folder)
+        result.update(_judge_section(judge64, images.double(), labels, pictures))
+        result["idk"] = _idk_section(judge, images, labels, dataset, train, config, pictures)
     result["distribution"] = distribution_metrics(feats["gen"], feats["train"][ref_idx], feats["train"][floor_idx], config)
-    probs = judge64.probabilities(images.double())  # (N, K)
-    real_probs = judge64.probabilities(train.images[floor_idx].double())
-    result["distribution"]["is_mean"], result["distribution"]["is_std"] = metrics.inception_score(probs, splits=config.is_splits, seed=config.seed)
-    result["distribution"]["floor_is_mean"], result["distribution"]["floor_is_std"] = metrics.inception_score(real_probs, splits=config.is_splits, seed=config.seed)
-    result["memorisation"] = _memorisation_section(images, labels, train, test, feats, judge, folder)
+    result["distribution"].update(_inception_score_section(judge64, images, train.images[floor_idx], config))
+    result["memorisation"] = _memorisation_section(images, labels, train, test, feats, judge, pictures)
     result.update(inception_metrics(images, train.images[ref_idx], weights=config.inception_weights, seed=config.seed))
-    if model is not None and folder is not None:
+    if model is not None and pictures is not None:
         from difflab.evaluation.embeddings import save_embeddings
 
-        result["embeddings"] = save_embeddings(model, images, labels, judge.class_names, folder, seed=config.seed)
+        result["embeddings"] = save_embeddings(model, images, labels, judge.class_names, pictures, seed=config.seed)
     result = rounded(result)
     result["evaluation_seconds"] = round(time.monotonic() - started, 2)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    result["written"] = str(Path(out) / f"{name}.json")
-    ckpt.atomic_write_text(Path(out) / f"{name}.json", json.dumps(result, indent=2))
     return result
+
+
+def _inception_score_section(judge64: Judge, images: torch.Tensor, real: torch.Tensor, config: EvalConfig) -> dict:
+    """The IS analogue (judge class probabilities) of the generated images and of the real floor set."""
+    out = {}
+    for tag, batch in (("", images), ("floor_", real)):
+        probs = judge64.probabilities(batch.double())  # (N, K)
+        out[f"{tag}is_mean"], out[f"{tag}is_std"] = metrics.inception_score(probs, splits=config.is_splits,
+                                                                            seed=config.seed)
+    return out
 
 
 def _check_images(images: torch.Tensor, labels, shape: tuple[int, int, int], num_classes: int) -> None:
@@ -171,8 +190,9 @@ def _check_images(images: torch.Tensor, labels, shape: tuple[int, int, int], num
 
 def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, config: EvalConfig = EvalConfig(),
                  **settings) -> dict:
-    """Sample `n` images from `run` (split evenly over classes), then `evaluate_images` into RUN/eval/."""
-    from difflab.generate import class_labels
+    """Sample `n` images from `run` (split evenly over classes) and measure them; saved as the run's
+    evaluation `name` (`RunFolder.write_eval`, pictures beside it)."""
+    from difflab.sampling import class_labels
 
     k = run.num_classes
     if n < max(k, 20):
@@ -180,10 +200,16 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
     labels = class_labels(k, n // k) if k else None
     started = time.monotonic()
     images = run.sample(labels, n=None if k else n, seed=seed, **settings)
-    s = run.settings(**settings)
+    s = run.sampler(seed=seed, **settings)
     meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
                                                   "eta": s.eta},
             "seeds": {"sampling": seed, "evaluation": config.seed}, "sampling_seconds": round(time.monotonic() - started, 2)}
     name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
-    return evaluate_images(images, labels, run.config.dataset, out=run.path / "eval", name=name, config=config,
-                           model=run.model, meta=meta, data_dir=run.config.data_dir, image_size=run.config.image_size)
+    folder = run.folder
+    pictures = folder.sub("eval", name, create=True) if config.pictures else None
+    c = run.config
+    result = measure(images, labels, c.dataset, pictures=pictures, name=name, config=config, model=run.model,
+                     meta=meta, data_dir=c.data_dir, image_size=c.image_size)
+    result["written"] = str(folder.sub("eval", f"{name}.json"))
+    folder.write_eval(name, result)
+    return result

@@ -26,7 +26,7 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Sal
 
 from difflab.diffusion import to_eps, to_x0
 from difflab.errors import UserError
-from difflab.explain.trajectories import find_module
+from difflab.explain.trajectories import cond_values, find_module
 
 TARGETS = ("eps-proj", "x0-ink")
 BASELINE = -1.0  # integrated gradients start from the blank (black) canvas
@@ -67,9 +67,9 @@ def scalar_output(run, target: str, x: torch.Tensor, t: torch.Tensor, cond, fina
     if target == "x0-ink":
         reference = (final > 0).float()  # (B, C, H, W) where the digit ends up
     else:
-        eps = to_eps(run.config.objective, run.model(x, t, cond), x, t, abar)
+        eps = to_eps(run.spec.prediction, run.model(x, t, cond), x, t, abar)
         reference = eps / eps.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-    return ScalarOutput(run.model, run.config.objective, abar, target, reference)
+    return ScalarOutput(run.model, run.spec.prediction, abar, target, reference)
 
 
 def attribute(f, method: str, x: torch.Tensor, t: torch.Tensor, cond, *, layer: str | None = None,
@@ -104,8 +104,7 @@ def completeness(f, x: torch.Tensor, t, cond, maps: torch.Tensor) -> dict:
 
 def starting_noise(run, seed: int) -> torch.Tensor:
     """x_T of the first image sampled with `seed`: what `Run.sample` draws first, `(1, C, H, W)`."""
-    cfg = run.model.config
-    shape = (1, cfg["in_channels"], cfg["image_size"], cfg["image_size"])
+    shape = (1, *run.spec.image_shape)
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
@@ -119,7 +118,7 @@ def attribute_over_time(run, traj, methods: list[str], *, noise: str = "live", t
     if noise not in ("live", "constant"):
         raise UserError(f"--noise {noise!r} is unknown; fix: use live or constant")
     device = next(run.model.parameters()).device
-    cond = run.condition(labels=traj.labels[:1]).to(device) if traj.labels is not None else None
+    cond = cond_values(run, traj.labels[:1] if traj.labels is not None else None, device)
     final = traj.final[:1].to(device)
     rows = []
     for asked, t in zip(traj.requested, traj.actual):

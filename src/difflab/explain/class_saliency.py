@@ -14,8 +14,9 @@ import torch
 
 from difflab.diffusion import to_eps
 from difflab.errors import UserError
-from difflab.generate import null_condition
 from difflab.explain.attribution import attribute, completeness
+from difflab.explain.trajectories import cond_values
+from difflab.sampling import null_of
 
 
 @dataclass
@@ -30,7 +31,7 @@ class GuidanceDirection:
 
     def difference(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """d = ε_c − ε_u, `(B, C, H, W)`, both branches in one batched forward."""
-        null = null_condition(cond, self.null)  # null class id, or the empty prompt of a text run
+        null = null_of(cond, self.null)  # null class id, or the empty prompt of a text run
         pred = self.model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))
         eps = to_eps(self.objective, pred, torch.cat([x, x]), torch.cat([t, t]), self.alphas_cumprod)
         eps_c, eps_u = eps.chunk(2)
@@ -46,8 +47,8 @@ def class_saliency(run, traj, *, ig_steps: int = 64) -> list[dict]:
     if traj.labels is None:
         raise UserError("class-saliency needs a class-conditional run; this run is unconditional")
     device = next(run.model.parameters()).device
-    g = GuidanceDirection(run.model, run.config.objective, run.alphas_cumprod.to(device), run.num_classes)
-    cond = run.condition(labels=traj.labels[:1]).to(device)  # a text run: the class's first caption
+    g = GuidanceDirection(run.model, run.spec.prediction, run.alphas_cumprod.to(device), run.spec.num_classes)
+    cond = cond_values(run, traj.labels[:1], device)  # a text run: the class's first caption
     ink = (traj.final[:1] > 0).float()  # (1, C, H, W) where the digit ends up
     rows = []
     for asked, t in zip(traj.requested, traj.actual):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from difflab.errors import UserError
-from difflab.generate import class_labels
+from difflab.sampling import class_labels
 
 THRESHOLDS = (0.5, 0.9)
 

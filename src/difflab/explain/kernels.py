@@ -10,7 +10,7 @@ import torch
 
 from difflab.diffusion import q_sample
 from difflab.errors import UserError
-from difflab.explain.trajectories import find_module
+from difflab.explain.trajectories import cond_values, find_module
 
 
 def first_filters(model: torch.nn.Module) -> torch.Tensor:
@@ -31,7 +31,7 @@ def activations(run, layer: str, image: torch.Tensor, t: int, label: int | None,
     hook = module.register_forward_hook(lambda _, __, out: kept.append(out.detach().cpu()))
     try:
         device = next(run.model.parameters()).device
-        cond = run.condition(labels=torch.tensor([label])).to(device) if label is not None else None
+        cond = cond_values(run, torch.tensor([label]) if label is not None else None, device)
         run.model(x.to(device), tt.to(device), cond)
     finally:
         hook.remove()

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from difflab.diffusion import timesteps as solver_timesteps
 from difflab.errors import UserError
 
 CLEAN = 0  # the requested timestep that means "the final, clean image"
@@ -52,12 +51,16 @@ def find_module(model: torch.nn.Module, name: str) -> torch.nn.Module:
     return modules[name]
 
 
+def cond_values(run, labels: torch.Tensor | None, device) -> torch.Tensor | None:
+    """The network's `cond` for `labels`: class ids, or a text run's prompt embeddings; None: unconditional."""
+    return None if labels is None else run.condition(labels=labels).values.to(device)
+
+
 def collect(run, labels: torch.Tensor | None, *, timesteps: list[int], n: int | None = None, seed: int = 0,
             layer: str = BOTTLENECK, settings: dict | None = None) -> Trajectory:
     """Sample with the run's sampler (`settings` override it) and keep x_t, x̂₀, features at `timesteps`."""
     settings = dict(settings or {})
-    steps = settings.get("steps") or run.config.sample_steps
-    visited = solver_timesteps(len(run.alphas_cumprod), steps)
+    visited = run.sampler(**settings).timesteps(len(run.alphas_cumprod))
     actual = snap(list(timesteps), visited, len(run.alphas_cumprod))
     wanted = set(actual) - {CLEAN}
     seen_x: list[torch.Tensor] = []  # model inputs of the current step, in call order
@@ -104,7 +107,7 @@ def _add_clean_end(run, traj: Trajectory, layer: str) -> None:
     try:
         for i in range(0, len(traj.final), 250):
             x = traj.final[i : i + 250].to(device)
-            cond = run.condition(labels=traj.labels[i : i + 250]).to(device) if traj.labels is not None else None
+            cond = cond_values(run, traj.labels[i : i + 250] if traj.labels is not None else None, device)
             run.model(x, torch.zeros(len(x), dtype=torch.long, device=device), cond)
     finally:
         hook.remove()

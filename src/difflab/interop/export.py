@@ -54,7 +54,7 @@ def export_diffusers(run, out: str | Path, *, overwrite: bool = False) -> Path:
         raise UserError(f"{run.path} is a {run.config.objective!r} run; only diffusion runs (v/eps/x0) can be exported")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} exists and is not empty; fix: give a new folder or --overwrite")
-    model = DifflabUNet2DModel(**run.model.config, prediction_type=PREDICTION_TYPES[run.config.objective])
+    model = DifflabUNet2DModel(**run.spec.network_kwargs(), prediction_type=PREDICTION_TYPES[run.config.objective])
     model.unet.load_state_dict(run.model.state_dict())
     model.save_pretrained(out / "unet", safe_serialization=True)
     (out / "scheduler").mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,13 @@ from difflab.report.images import to_uint8
 
 UNCONDITIONAL = "unconditional"
 PROMPTED = "prompted"  # images drawn from prompts rather than class ids
+METADATA = "metadata.jsonl"  # one line per PNG written, in order
+
+
+def check_new_folder(out: str | Path) -> None:
+    """Refuse a folder that already holds generated images (before any sampling starts)."""
+    if (Path(out) / METADATA).exists():
+        raise UserError(f"{out} already holds generated images; fix: give a new --out-dir")
 
 
 class ImageFolderWriter:
@@ -32,10 +39,9 @@ class ImageFolderWriter:
 
     def __init__(self, out: str | Path, class_names, *, info: dict | None = None) -> None:
         self.out, self.class_names, self.info, self.written = Path(out), class_names, info or {}, 0
-        if (self.out / "metadata.jsonl").exists():
-            raise UserError(f"{self.out} already holds generated images; fix: give a new --out-dir")
+        check_new_folder(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self._metadata = open(self.out / "metadata.jsonl", "x")  # "x": never append to another run's file
+        self._metadata = open(self.out / METADATA, "x")  # noqa: SIM115 - open until close(); "x": never append to another run's file
 
     def write(self, images: torch.Tensor, labels: torch.Tensor | None, texts: list[str] | None = None) -> None:
         """Save `(b, C, H, W)` images in [-1, 1] one PNG each, numbered on from the previous chunk.
@@ -59,7 +65,7 @@ class ImageFolderWriter:
     def close(self) -> None:
         self._metadata.close()
 
-    def __enter__(self) -> "ImageFolderWriter":
+    def __enter__(self) -> ImageFolderWriter:
         return self
 
     def __exit__(self, *_) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from difflab.errors import UserError
+from difflab.nn.spec import ModelSpec
 from difflab.run import Run
 
 OBJECTIVES = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}  # diffusers prediction_type -> ours
@@ -39,19 +40,22 @@ class PipelineConfig:
 
 
 class DiffusersDenoiser(torch.nn.Module):
-    """`model(x_t, t, cond)` over a diffusers UNet; `.config` is what difflab's sampler reads."""
+    """A `Denoiser` over a diffusers UNet: `model(x_t, t, cond)`; its `spec` holds what difflab's sampler
+    reads (image shape, classes, prediction type); the network's own layout stays in the UNet's config."""
 
-    def __init__(self, unet: torch.nn.Module, *, num_classes: int, has_null_class: bool) -> None:
+    def __init__(self, unet: torch.nn.Module, *, num_classes: int, has_null_class: bool, prediction: str) -> None:
         super().__init__()
         self.unet, self.has_null_class = unet, has_null_class
         size = unet.config.sample_size if hasattr(unet.config, "sample_size") else unet.config.image_size
         size = size[0] if isinstance(size, (list, tuple)) else size
-        self.config = dict(in_channels=unet.config.in_channels, image_size=int(size), num_classes=num_classes)
+        self.spec = ModelSpec(in_channels=unet.config.in_channels, image_size=int(size), num_classes=num_classes,
+                              prediction=prediction)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        if cond is not None and not self.has_null_class and bool((cond >= self.config["num_classes"]).any()):
+        num_classes = self.spec.num_classes
+        if cond is not None and not self.has_null_class and bool((cond >= num_classes).any()):
             raise UserError("this UNet has no null class, so no classifier-free guidance; fix: --guidance 1")
-        if cond is None and self.config["num_classes"] and not self.has_null_class:
+        if cond is None and num_classes and not self.has_null_class:
             raise UserError("this UNet is class-conditional; fix: give --label")
         out = self.unet(x, t, class_labels=cond).sample  # (B, C or 2C, H, W)
         return out[:, : x.shape[1]]  # learned-variance models append C variance channels
@@ -65,7 +69,7 @@ class PipelineRun(Run):
         self.alphas_cumprod, self.class_prompts, self._embedder = alphas_cumprod, None, None
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu", **_) -> "PipelineRun":
+    def load(cls, path: str | Path, *, device: str = "cpu", **_) -> PipelineRun:
         path = Path(path)
         try:
             import diffusers  # noqa: F401
@@ -79,7 +83,7 @@ class PipelineRun(Run):
                             f"supported; use one of {', '.join(OBJECTIVES)}")
         unet, has_null = _load_unet(unet_dir)
         num_classes = int(getattr(unet.config, "num_classes", 0) or getattr(unet.config, "num_class_embeds", 0) or 0)
-        model = DiffusersDenoiser(unet, num_classes=num_classes, has_null_class=has_null)
+        model = DiffusersDenoiser(unet, num_classes=num_classes, has_null_class=has_null, prediction=objective)
         model.eval().requires_grad_(False).to(device)
         extra = _read_optional(path / "difflab.json")
         defaults = {k: extra[k] for k in ("solver", "sample_steps", "guidance") if k in extra}  # our own exports

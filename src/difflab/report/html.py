@@ -9,6 +9,7 @@ fetch, so a stray external link can never leak a request.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import webbrowser
 from datetime import datetime
@@ -19,18 +20,16 @@ from difflab.errors import UserError
 from difflab.report import curves
 from difflab.report.page import CSP, STYLE
 from difflab.report.tables import fmt, json_tables
+from difflab.run import RunFolder
 
 SKIP_DIRS = {"state", "tb", "wandb", "mlruns"}  # resumable state and tracker logs: not pictures for people
-PLACED = {"plots/loss.png", "samples/final.png", "samples/trajectory.png"}  # have their own section
 
 
 def write_report(run_dir: str | Path, *, out: str | Path | None = None, open_browser: bool = False) -> Path:
     """Write the report of `run_dir` to `out` (default RUN/report.html) and return its path."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir} is not a run folder (no config.json); fix: give the folder `difflab train` wrote")
-    out = Path(out) if out is not None else run_dir / "report.html"
-    page = build_page(run_dir)
+    folder = RunFolder(run_dir).require_run()
+    out = Path(out) if out is not None else folder.report_path
+    page = build_page(folder)
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as err:
@@ -40,18 +39,17 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, open_bro
     return out
 
 
-def build_page(run_dir: Path) -> str:
+def build_page(folder: RunFolder) -> str:
     """The whole HTML document for one run folder."""
     from difflab.report.plots import plot_loss
 
-    rows = read_rows(run_dir / "metrics.jsonl")
-    if rows and not (run_dir / "plots" / "loss.png").exists():
-        try:
-            plot_loss(run_dir / "metrics.jsonl", run_dir / "plots" / "loss.png")
-        except ValueError:  # a line cut short by a crash: the page still shows everything else
-            pass
-    sections = [summary_section(run_dir, rows), curves_section(run_dir, rows), samples_section(run_dir, rows),
-                eval_section(run_dir), *picture_sections(run_dir), config_section(run_dir)]
+    run_dir = folder.path
+    rows = folder.read_metrics()
+    if rows and not folder.sub("plots", "loss.png").exists():
+        with contextlib.suppress(ValueError, OSError):  # odd rows or a read-only folder: the page still shows the rest
+            plot_loss(rows, folder.sub("plots", "loss.png", create=True))
+    sections = [summary_section(folder, rows), curves_section(folder, rows), samples_section(folder, rows),
+                eval_section(folder), *picture_sections(folder), config_section(folder)]
     body = "".join(s for s in sections if s)
     title = f"difflab report — {run_dir.resolve().name}"
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -86,17 +84,6 @@ def read_json(path: Path):
         return None
 
 
-def read_rows(path: Path) -> list[dict]:
-    """metrics.jsonl, skipping a last line cut short by a crash or still being written."""
-    rows = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return [r for r in rows if isinstance(r, dict)]
-
-
 def caption_for(png: Path) -> str:
     """The "title"/"caption" of a JSON file beside the picture, else its name in words."""
     side = read_json(png.with_suffix(".json")) if png.with_suffix(".json").exists() else None
@@ -109,36 +96,50 @@ def caption_for(png: Path) -> str:
 
 
 # --- sections ----------------------------------------------------------------------------------
-def summary_section(run_dir: Path, rows: list[dict]) -> str:
+def saved_config(folder: RunFolder) -> dict:
+    """config.json as saved (a dict: the page shows every key, even one this version does not know)."""
+    return read_json(folder.config_path) or {}
+
+
+def final_eval(folder: RunFolder) -> dict | None:
+    """The judge result every finished run gets, or None (missing, or still being written)."""
+    try:
+        return folder.read_eval("final")
+    except UserError:
+        return None
+
+
+def summary_section(folder: RunFolder, rows: list[dict]) -> str:
     """The few numbers a person wants first: data, budget used, final loss, judge accuracy."""
-    config = read_json(run_dir / "config.json") or {}
+    config = saved_config(folder)
     items = [("dataset", config.get("dataset")), ("objective / schedule", f"{config.get('objective')} / {config.get('schedule')}")]
     if rows:
         last = rows[-1]
         items += [("steps", last.get("step")), ("epochs", last.get("epoch")),
                   ("training time", f"{last.get('elapsed', 0) / 60:.1f} min"), ("last loss", last.get("loss"))]
-    final = read_json(run_dir / "eval" / "final.json") if (run_dir / "eval" / "final.json").exists() else None
+    final = final_eval(folder)
     if isinstance(final, dict) and "accuracy" in final:
         items.append(("judge accuracy of generated images", f"{100 * final['accuracy']:.1f}%"))
     cells = "".join(f'<div class="stat"><span>{escape(k)}</span><b>{escape(fmt(v))}</b></div>' for k, v in items)
     return f'<section class="summary">{cells}</section>'
 
 
-def curves_section(run_dir: Path, rows: list[dict]) -> str:
+def curves_section(folder: RunFolder, rows: list[dict]) -> str:
     """Loss and learning rate (plots/loss.png) beside images/s and seconds per epoch."""
     parts = []
-    if (run_dir / "plots" / "loss.png").exists():
-        parts.append(figure((run_dir / "plots" / "loss.png").read_bytes(), "loss (log scale) and learning rate", kind="plot"))
+    loss = folder.sub("plots", "loss.png")
+    if loss.exists():
+        parts.append(figure(loss.read_bytes(), "loss (log scale) and learning rate", kind="plot"))
     speed = curves.speed_figure(rows)
     if speed:
         parts.append(figure(speed, "images per second (every logged step) and seconds per epoch", kind="plot"))
-    note = "" if rows else "metrics.jsonl is empty: no curves yet"
+    note = "" if rows else f"{folder.metrics_path.name} is empty: no curves yet"
     return section("Training curves", f'<div class="figs">{"".join(parts)}</div>', note=note)
 
 
-def samples_section(run_dir: Path, rows: list[dict]) -> str:
+def samples_section(run: RunFolder, rows: list[dict]) -> str:
     """Sample grids over training (digits emerging), the final grid and the noise → image trajectory."""
-    folder = run_dir / "samples"
+    folder = run.sub("samples")
     grids = sorted(folder.glob("step_*.png")) if folder.is_dir() else []
     parts = [figure(p.read_bytes(), grid_caption(p, rows), kind="pixels") for p in grids]
     if (folder / "final.png").exists():
@@ -165,10 +166,11 @@ def grid_caption(png: Path, rows: list[dict]) -> str:
     return f"step {step}{extra}"
 
 
-def eval_section(run_dir: Path) -> str:
+def eval_section(run: RunFolder) -> str:
     """Every eval/<name>.json as tables, each followed by the pictures in eval/<name>/ (confusion matrix,
-    accuracy–coverage, closest pairs, ...); then any other picture under eval/."""
-    folder = run_dir / "eval"
+    accuracy–coverage, closest pairs, ...); then any other picture under eval/. A file still being
+    written is listed as such (`RunFolder.read_evals` would skip it)."""
+    folder = run.sub("eval")
     if not folder.is_dir():
         return ""
     parts, shown = [], set()
@@ -199,32 +201,35 @@ def json_block(path: Path, *, collapsed: bool = False) -> str:
     return f'<h3>{escape(str(title))} <small>{escape(path.name)}</small></h3>{inner}'
 
 
-def picture_sections(run_dir: Path) -> list[str]:
+def picture_sections(run: RunFolder) -> list[str]:
     """One section per other folder holding pictures (explain/<command>/, edit/, ...), with captions."""
-    folders = sorted({p.parent for p in run_dir.rglob("*.png") if _is_extra(run_dir, p)})
+    run_dir = run.path
+    folders = sorted({p.parent for p in run_dir.rglob("*.png") if _is_extra(run, p)})
     out = []
     for folder in folders:
-        pngs = [p for p in sorted(folder.glob("*.png")) if _is_extra(run_dir, p)]
+        pngs = [p for p in sorted(folder.glob("*.png")) if _is_extra(run, p)]
         jsons = "".join(json_block(j, collapsed=True) for j in sorted(folder.glob("*.json")))
         name = folder.relative_to(run_dir).as_posix()
         out.append(section(f"Pictures: {name}", pictures(pngs) + jsons))
     return out
 
 
-def _is_extra(run_dir: Path, png: Path) -> bool:
+def _is_extra(run: RunFolder, png: Path) -> bool:
     """Not shown elsewhere: tracker logs, eval/ (its own section), the placed plots and step grids."""
-    rel = png.relative_to(run_dir)
-    step_grid = rel.parent.as_posix() == "samples" and rel.name.startswith("step_")
-    return (len(rel.parts) > 1 and rel.parts[0] not in SKIP_DIRS | {"eval"} and rel.as_posix() not in PLACED
-            and not step_grid)  # loose files at the top (a screenshot of this page, say) are not run outputs
+    if png.is_relative_to(run.sub("eval")) or (png.parent == run.sub("samples") and png.name.startswith("step_")):
+        return False
+    rel = png.relative_to(run.path)
+    placed = {run.sub("plots", "loss.png"), run.sub("samples", "final.png"), run.sub("samples", "trajectory.png")}
+    return len(rel.parts) > 1 and rel.parts[0] not in SKIP_DIRS and png not in placed  # loose files at the top (a screenshot of this page, say) are not run outputs
 
 
-def config_section(run_dir: Path) -> str:
+def config_section(folder: RunFolder) -> str:
     """Every training option, as saved in config.json (the run can be repeated from it)."""
-    config = read_json(run_dir / "config.json") or {}
-    items = "".join(f"<div><span>{escape(str(k))}</span><b>{escape(fmt(v))}</b></div>" for k, v in config.items())
+    items = "".join(f"<div><span>{escape(str(k))}</span><b>{escape(fmt(v))}</b></div>"
+                    for k, v in saved_config(folder).items())
+    name = folder.config_path.name
     return section("Configuration", f'<div class="config">{items}</div>',
-                   note="config.json: `difflab train --config RUN/config.json` repeats this run")
+                   note=f"{name}: `difflab train --config RUN/{name}` repeats this run")
 
 
 __all__ = ["build_page", "write_report"]

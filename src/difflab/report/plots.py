@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
-def read_metrics(path: Path) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def plot_loss(metrics_path: Path, out: Path) -> Path | None:
-    """Training loss (raw and smoothed) and learning rate against step."""
-    rows = [r for r in read_metrics(metrics_path) if r.get("loss") == r.get("loss")]  # drop NaN rows
+def plot_loss(metrics: list[dict], out: Path) -> Path | None:
+    """Training loss (raw and smoothed) and learning rate against step, from metric rows (`RunFolder.read_metrics`)."""
+    rows = [r for r in metrics if isinstance(r.get("loss"), (int, float)) and r["loss"] == r["loss"]]  # drop NaN rows
     if not rows:
         return None
     steps = [r["step"] for r in rows]

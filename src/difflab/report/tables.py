@@ -118,4 +118,4 @@ def _is_records(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-__all__ = ["json_tables", "fmt"]
+__all__ = ["fmt", "json_tables"]

@@ -4,5 +4,15 @@ from difflab.text.captions import Captions, captions_for, class_prompts, paraphr
 from difflab.text.encoders import DEFAULT_ENCODER, TextEmbedding, TextEncoder, load_text_encoder
 from difflab.text.prompts import PromptEmbedder, pad_tokens
 
-__all__ = ["Captions", "DEFAULT_ENCODER", "PromptEmbedder", "TextEmbedding", "TextEncoder", "captions_for",
-           "class_prompts", "load_text_encoder", "pad_tokens", "paraphrases"]
+__all__ = [
+           "DEFAULT_ENCODER",
+           "Captions",
+           "PromptEmbedder",
+           "TextEmbedding",
+           "TextEncoder",
+           "captions_for",
+           "class_prompts",
+           "load_text_encoder",
+           "pad_tokens",
+           "paraphrases",
+]

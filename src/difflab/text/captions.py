@@ -83,4 +83,4 @@ def _readable(name: str) -> str:
     return name.replace("/", " or ").replace("_", " ").lower()
 
 
-__all__ = ["Captions", "DIGIT_PARAPHRASES", "DIGIT_TEMPLATES", "captions_for", "class_prompts", "paraphrases"]
+__all__ = ["DIGIT_PARAPHRASES", "DIGIT_TEMPLATES", "Captions", "captions_for", "class_prompts", "paraphrases"]

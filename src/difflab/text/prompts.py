@@ -11,7 +11,7 @@ second `difflab sample --prompt ...` does not even load the encoder.
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from safetensors import SafetensorError
