@@ -162,7 +162,7 @@ class TrainConfig:
 
 
 RANGES = {  # every numeric field's accepted range, inclusive (None: no bound); checked at parse time
-    "image_size": (8, 1024), "blocks_per_level": (1, 16), "dropout": (0.0, 0.99), "num_timesteps": (2, 100_000),
+    "image_size": (1, 1024), "blocks_per_level": (1, 16), "dropout": (0.0, 0.99), "num_timesteps": (2, 100_000),
     "cond_dropout": (0.0, 0.99), "batch_size": (1, 65_536), "lr": (1e-12, 10.0), "weight_decay": (0.0, 10.0),
     "warmup_steps": (0, 10**9), "min_lr_ratio": (0.0, 1.0), "grad_clip": (1e-12, 1e6), "ema_decay": (0.0, 0.999999),
     "steps": (1, 10**9), "epochs": (1e-9, 1e6), "minutes": (1e-9, 1e6), "seed": (0, 2**63 - 1),
@@ -179,8 +179,10 @@ def _check_range(name: str, value, low, high) -> None:
     integral = isinstance(low, int)
     if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
         raise UserError(f"{flag} must be {'an integer' if integral else 'a number'}, got {value!r}")
-    if not math.isfinite(value) or not low <= value <= high:
-        bounds = f"{low}..{high}" if integral else f"[{low:g}, {high:g}]"
+    bounds = f"{low}..{high}" if integral else f"[{low:g}, {high:g}]"
+    if math.isfinite(value) and value < low:
+        raise UserError(f"{flag} must be at least {low:g} (accepted: {bounds}), got {value}")
+    if not math.isfinite(value) or value > high:
         raise UserError(f"{flag} must be in {bounds}, got {value}")
 
 
