@@ -23,7 +23,7 @@ from difflab.sampling import class_labels
 
 
 def row(name: str, run: Run, labels, judge, real, **settings) -> None:
-    s = run.settings(**settings)
+    s = run.sampler(**settings)
     start = time.perf_counter()
     images = run.sample(labels, **settings)
     seconds = time.perf_counter() - start

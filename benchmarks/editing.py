@@ -57,8 +57,8 @@ def sdedit_rows(editor, judge, n, seed, levels):
     for level in levels:
         out = editor.sdedit(ones, [level], label=7, seed=seed)[:, 0]
         j = judged(judge, out)
-        t0 = editor.num_timesteps if level == editor.settings.steps else None
-        yield f"SDEdit 1→7, level {level}/{editor.settings.steps}", f"judged 7: {frac(j == 7)}", f"still 1: {frac(j == 1)}" + ("" if t0 is None else " (pure noise start)")
+        t0 = editor.num_timesteps if level == editor.sampler.steps else None
+        yield f"SDEdit 1→7, level {level}/{editor.sampler.steps}", f"judged 7: {frac(j == 7)}", f"still 1: {frac(j == 1)}" + ("" if t0 is None else " (pure noise start)")
 
 
 def main() -> None:
@@ -72,7 +72,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     run, judge = Run.load(args.run), load_judge("mnist5k", verbose=False)
     editor = Editor(run)  # 20 strided steps, the run's solver (DPM-Solver++ 2M) and guidance
-    print(f"run {args.run}: solver {editor.settings.solver}, {editor.settings.steps} steps, guidance {editor.settings.guidance:g}, n={args.n}, seed={args.seed}")
+    print(f"run {args.run}: solver {editor.settings.solver}, {editor.sampler.steps} steps, guidance {editor.settings.guidance:g}, n={args.n}, seed={args.seed}")
     print("| experiment | main figure | detail |\n|---|---|---|")
     parts = {"anagram": lambda: anagram_rows(editor, judge, args.n, args.seed),
              "hybrid": lambda: hybrid_rows(editor, judge, args.n, args.seed, (1.0, 1.5, 2.0, 3.0)),

@@ -25,11 +25,11 @@ def test_a_level_out_of_range_is_a_one_line_error(level, match):
 
 def test_sdedit_keeps_the_input_at_the_lowest_level_and_forgets_it_at_the_highest(editor, digits):
     x, _ = digits
-    out = editor.sdedit(x, [1, editor.settings.steps], label=7, seed=0)  # (3, 2, 1, 28, 28)
+    out = editor.sdedit(x, [1, editor.sampler.steps], label=7, seed=0)  # (3, 2, 1, 28, 28)
     low_mse = (out[:, 0] - x).pow(2).mean()
     assert low_mse < 0.05, low_mse  # ᾱ_49 = 0.992: one step of even a 60-step model barely moves it
     assert (out[:, 1] - x).pow(2).mean() > 10 * low_mse
-    other = editor.sdedit(-x, [editor.settings.steps], label=7, seed=0)[:, 0]  # a different input, same noise
+    other = editor.sdedit(-x, [editor.sampler.steps], label=7, seed=0)[:, 0]  # a different input, same noise
     assert (other - out[:, 1]).abs().max() < 1e-2  # ᾱ_999 ≈ 2e-9: the start holds ~no trace of the input
 
 

@@ -38,11 +38,6 @@ class Editor:
         self.shape = run.spec.image_shape
 
     @property
-    def settings(self):
-        """The editor's `Sampler` (solver, steps, guidance, eta, precision)."""
-        return self.sampler
-
-    @property
     def num_timesteps(self) -> int:
         return len(self.alphas_cumprod)
 

@@ -110,7 +110,7 @@ def edit_denoise(run, x: torch.Tensor, *, t, blur_sigma: float, out: Path, seed:
     n = len(x)
     table = ed.denoise(x, t, blur_sigma=blur_sigma, seed=seed)  # (K, 4, n, C, H, W)
     strip = table.permute(0, 2, 1, 3, 4, 5).flatten(0, 1)  # (K*n, 4, C, H, W)
-    columns = ["noisy x_t", f"Gaussian blur σ={blur_sigma:g}", "one-step x̂₀", f"iterative ({ed.settings.solver})"]
+    columns = ["noisy x_t", f"Gaussian blur σ={blur_sigma:g}", "one-step x̂₀", f"iterative ({ed.sampler.solver})"]
     rows = [f"t = {v}" for v in t for _ in range(n)]
     path = save_strip(strip, out, columns=columns, rows=rows, title="denoising")
     return path, {"images": u8(table), "t": list(t), "columns": columns, "inputs": u8(x[:1])}
@@ -123,9 +123,9 @@ def edit_sdedit(run, x: torch.Tensor, *, levels, target=None, out: Path, seed: i
 
     ed = make_editor(run, settings or {})
     edited = ed.sdedit(x, list(levels), label=target, seed=seed)  # (n, L, C, H, W)
-    starts = [level_schedule(level, ed.num_timesteps, ed.settings.steps)[0] for level in levels]
+    starts = [level_schedule(level, ed.num_timesteps, ed.sampler.steps)[0] for level in levels]
     columns = ["input"] + [level_title(lv, t0) for lv, t0 in zip(levels, starts)]
-    towards = "unconditional" if target is None else f"towards {target!r}, w={ed.settings.guidance:g}"
+    towards = "unconditional" if target is None else f"towards {target!r}, w={ed.sampler.guidance:g}"
     path = save_strip(torch.cat([x[:, None], edited], dim=1), out, columns=columns, title=f"SDEdit ({towards})")
     arrays = {"images": u8(edited), "levels": [float(v) for v in levels], "t0": starts, "inputs": u8(x[:1])}
     return path, arrays | target_arrays(target, len(x))
