@@ -143,7 +143,7 @@ def trainer_step(tmp: str) -> Step:
     from difflab.training.trainer import Trainer
 
     torch.manual_seed(0)
-    trainer = Trainer(TrainConfig(minutes=60, num_sample_grids=0, checkpoint_minutes=1e9), f"{tmp}/run", show_progress=False)
+    trainer = Trainer(TrainConfig(minutes=60, num_sample_grids=0, checkpoint_minutes=1e6), f"{tmp}/run", show_progress=False)
     return trainer.train_step
 
 

@@ -37,7 +37,7 @@ def row(r: dict) -> str:
     d, m = r["distribution"], r["memorisation"]
     div = sum(m["diversity"].values()) / len(m["diversity"])
     return (f"| {r['sampler']['steps']} | {r['sampler']['guidance']:g} | {100 * r['accuracy']:.1f} | "
-            f"{100 * r['mean_confidence']:.1f} | {d['fd']:.2f} ({d['floor_fd']:.2f}) | {1e3 * d['kid_mean']:.1f} ± {1e3 * d['kid_std']:.1f} | "
+            f"{100 * r['mean_confidence']:.1f} | {d['fd']:.2f} (floor {d['floor_fd']:.2f}, ref {d['n_reference']}) | {1e3 * d['kid_mean']:.1f} ± {1e3 * d['kid_std']:.1f} | "
             f"{d['precision']:.3f} | {d['recall']:.3f} | {d['is_mean']:.2f} | {div:.2f} | "
             f"{100 * m['pixel']['fraction_closer_than_test']:.1f} | "
             f"{100 * r['idk']['accuracy_at_coverage']['judge max-softmax']['0.9']:.1f} | "
@@ -56,7 +56,7 @@ def main() -> None:
     run = Run.load(args.run)
     out = args.out or Path(tempfile.mkdtemp(prefix="difflab-eval-bench-"))
     print(f"{args.run}, n={args.n} per cell, torch threads {torch.get_num_threads()}, results in {out}", flush=True)
-    print("| steps | w | judge acc % | conf % | FD (real floor) | KID x1e3 | precision | recall | IS | diversity "
+    print("| steps | w | judge acc % | conf % | FD (real floor, fixed reference size) | KID x1e3 | precision | recall | IS | diversity "
           "| too close % | acc@90% cov | sample s | eval s |\n|" + "---|" * 14, flush=True)
     for steps in args.steps:
         for guidance in args.guidance:

@@ -33,7 +33,7 @@ def main() -> None:
     judge = load_judge("mnist5k")
     print(f"judge accuracy on real held-out digits: {judge.accuracy:.3f}", flush=True)
     for overrides in json.loads(args.configs):
-        base = TrainConfig(steps=1, minutes=None, device=args.device, num_sample_grids=0, checkpoint_minutes=1e9)
+        base = TrainConfig(steps=1, minutes=None, device=args.device, num_sample_grids=0, checkpoint_minutes=1e6)
         batch = overrides.get("batch_size", base.batch_size)
         config = base.replace(steps=args.images // batch, **overrides)
         out = tempfile.mkdtemp()

@@ -83,7 +83,7 @@ def model_factory(name: str):
 
 
 def train_in_process(name: str, minutes: float, every: float) -> tuple[list[dict], torch.nn.Module]:
-    config = TrainConfig(minutes=minutes, num_sample_grids=0, checkpoint_minutes=1e9)
+    config = TrainConfig(minutes=minutes, num_sample_grids=0, checkpoint_minutes=1e6)
     SnapshotTrainer.every = every
     with tempfile.TemporaryDirectory() as out:
         trainer = SnapshotTrainer(config, Path(out) / "run", show_progress=False, model_factory=model_factory(name))

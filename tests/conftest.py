@@ -19,6 +19,7 @@ import torch
 from difflab.training.config import TrainConfig
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+os.environ.setdefault("DIFFLAB_THREADS", "off")  # tests compare runs bitwise: no thread governor (tests/training/test_threads.py covers it)
 
 SLOW_CALL = re.compile(r"difflab\.train\(|api\.train\(|\btrain_here\(|Trainer\(|\bdistill\(|load_judge\(|judge_run\(|"
                        r"evaluate_run\(|subprocess|multiprocessing|\bmain\(\[|_cli\(|\bcli\(|run_cli|Popen|sweep\.run|run_sweep|"

@@ -71,7 +71,7 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
         train_here(*job)
         if not distributed.is_main():
             return None
-    return finish_run(run_dir, evaluate=evaluate, model_factory=model_factory)
+    return finish_run(run_dir, evaluate=evaluate, model_factory=model_factory, progress=progress)
 
 
 def train_here(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, allow_rng_reset: bool,
@@ -91,8 +91,10 @@ def train_here(config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
         trainer.run()
 
 
-def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory: ModelFactory | None = None) -> Run:
-    """Pictures and the one-line quality figure every finished run gets."""
+def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory: ModelFactory | None = None,
+               progress: bool = True) -> Run:
+    """Pictures, the one-line quality figure and the guidance sweep every finished run gets."""
+    from difflab.report.guidance import guidance_sweep
     from difflab.report.html import write_report
     from difflab.report.plots import plot_loss
     from difflab.report.samples import write_class_grid, write_trajectory
@@ -105,6 +107,7 @@ def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory: ModelFact
         write_trajectory(run, folder.sub("samples", "trajectory.png"))
         if evaluate and run.num_classes:
             judge_run(run, n_per_class=100, name="final")
+            guidance_sweep(run, verbose=progress)  # None (skipped) for text and distilled runs
     write_report(run_dir)  # last, so it shows every picture and evaluation above
     return run
 

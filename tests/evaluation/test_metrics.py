@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
 from difflab.data import load_dataset
+from difflab.errors import UserError
 from difflab.evaluation import metrics
 
 
@@ -58,7 +60,7 @@ def test_polynomial_mmd_matches_torchmetrics(torchmetrics_math):
 def test_kid_is_unbiased_for_two_real_splits(real_features):
     feats, _ = real_features
     same_mean, same_std = metrics.kid(feats[:1000], feats[1000:], subsets=20, subset_size=500)
-    shifted, _ = metrics.kid(feats[:1000], feats[1000:] * 1.1, subsets=20, subset_size=500)
+    shifted, _ = metrics.kid(feats[:1000], feats[1000:] * 1.2, subsets=20, subset_size=500)  # a 20% feature scaling
     assert abs(same_mean) < 3 * same_std + 1e-9 and abs(same_mean) < 0.05 * shifted, (same_mean, same_std, shifted)
 
 
@@ -94,6 +96,23 @@ def test_inception_score_closed_forms():
     one_class = torch.zeros(100, 10)
     one_class[:, 3] = 1.0
     assert metrics.inception_score(one_class, splits=2)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_splits_evenly_as_the_reference_code():
+    """N = 1005, 10 splits: parts of 100 or 101 (Salimans et al.'s slicing), not chunk()'s 101 × 9 + 96."""
+    probs = torch.softmax(torch.randn(1005, 10, generator=torch.Generator().manual_seed(0)) * 3, dim=1)
+    order = torch.randperm(1005, generator=torch.Generator().manual_seed(0))  # the function's shuffle
+    p = probs[order].double().clamp_min(1e-12)
+    parts = [p[i * 1005 // 10:(i + 1) * 1005 // 10] for i in range(10)]
+    assert sorted({len(part) for part in parts}) == [100, 101]
+    scores = [float((q * (q.log() - q.mean(0, keepdim=True).log())).sum(1).mean().exp()) for q in parts]
+    mean, std = metrics.inception_score(probs, splits=10)
+    assert mean == pytest.approx(float(np.mean(scores)), rel=1e-12)
+    assert std == pytest.approx(float(np.std(scores)), rel=1e-12)
+    chunked = [float((q * (q.log() - q.mean(0, keepdim=True).log())).sum(1).mean().exp()) for q in p.chunk(10)]
+    assert std != pytest.approx(float(np.std(chunked)), rel=1e-9)  # the old, uneven split gives another figure
+    with pytest.raises(UserError, match="splits=11"):
+        metrics.inception_score(probs[:10], splits=11)
 
 
 def test_too_few_images_is_a_user_error():

@@ -32,6 +32,7 @@ def test_json_records_what_makes_two_evaluations_comparable(suite_result):
     assert saved["sampler"]["steps"] == 2 and saved["judge_real_accuracy"] > 0.9
     d = saved["distribution"]
     assert d["n_floor"] == 40 and d["floor_fd"] < d["fd"]  # a 60-step model is far from real digits
+    assert d["n_reference"] == TINY.reference_size == 2000  # fixed: the same 2,000 train images at every n
     assert 0 <= d["precision"] <= 1 and set(saved["per_class_accuracy"]) == set(run.class_names)
     assert "inception_skipped" in saved or "inception" in saved
     assert set(saved["idk"]["accuracy_at_coverage"]) == {"judge max-softmax", "idk 10%"}
@@ -51,17 +52,18 @@ def test_same_images_give_identical_numbers(mnist_judge, tmp_path):
     strip = lambda r: {k: v for k, v in r.items() if k not in ("name", "evaluation_seconds", "written")}
     assert strip(first) == strip(second)
     d = first["distribution"]  # real held-out digits: near the real floor (noise images give FD in the hundreds)
-    assert d["fd"] < 3 * d["floor_fd"] and d["precision"] > 0.6 and "accuracy" not in first  # 6.5 vs 3.4 floor
+    assert d["fd"] < 3 * d["floor_fd"] and d["precision"] > 0.6 and "accuracy" not in first  # 7.6 vs 4.8 floor
 
 
 def test_cli_evaluates_npz_and_flat_folder(mnist_judge, tmp_path, capsys):
     test = load_dataset("mnist5k", split="test")
-    pixels = ((test.images[:50, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
+    pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:50]  # test is sorted by class
+    pixels = ((test.images[pick, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
     np.savez(tmp_path / "s.npz", images=pixels, labels=np.full(50, -1))
     assert main(["evaluate", "--images", str(tmp_path / "s.npz"), "--dataset", "mnist5k", "--out",
                  str(tmp_path / "o"), "--no-pictures", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
-    assert "FD (judge features)" in out and "Inception" in out
+    assert "FD (judge features)" in out and "Inception" in out and "reference: a fixed 2000 real train images" in out
     from_npz = json.loads((tmp_path / "r.json").read_text())
     flat = tmp_path / "flat"
     flat.mkdir()

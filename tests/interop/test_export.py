@@ -9,9 +9,8 @@ pytest.importorskip("diffusers")
 from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 
 from difflab.cli import main
-from difflab.diffusion import make_solver, model_noise_estimate, sample, timesteps
 from difflab.interop.diffusers_model import DifflabUNet2DModel
-from difflab.interop.export import scheduler_config
+from difflab.interop.export import export_diffusers, scheduler_config
 
 LABELS = torch.tensor([0, 3, 5, 9])
 STEPS = 10  # divides T = 1000, so diffusers' DDIM "previous timestep" equals ours
@@ -44,24 +43,56 @@ def test_exported_folder_layout_and_weights(exported, tiny_run):
 
 
 def test_diffusers_ddim_samples_what_run_sample_does(exported, tiny_run):
-    """Both clip x̂₀ to [-1, 1]; diffusers builds ᾱ in float32, hence 1e-2 rather than 1e-6."""
+    """Both clip x̂₀ to [-1, 1] and re-derive ε̂ from it; ε̂ of a v-model is exact (float64) on our side, so
+    only diffusers' float32 ᾱ is left: ~1e-6. Without `use_clipped_model_output` the gap is ~0.1."""
     unet = DifflabUNet2DModel.from_pretrained(exported / "unet")
     theirs = diffusers_loop(unet, DDIMScheduler.from_config(scheduler_config(tiny_run.config, "ddim")),
                             use_clipped_model_output=True)
-    ours = tiny_run.sample(LABELS, seed=1, solver="ddim", steps=STEPS, guidance=1.0)
-    assert (ours - theirs).abs().max().item() < 1e-2
+    ours = tiny_run.sample(LABELS, seed=1, solver="ddim", steps=STEPS, guidance=1.0, precision="fp32")
+    assert (ours - theirs).abs().max().item() < 1e-4
     assert theirs.abs().max() > 0.1  # not a trivially zero image
 
 
-def test_diffusers_dpm_solver_matches_our_unclipped_dpm(exported, tiny_run):
-    """diffusers' DPM-Solver++ does not clip x̂₀; our dpm++ with clip_x0=False is the same method."""
+def test_diffusers_dpm_solver_samples_what_run_sample_does(exported, tiny_run):
+    """The exported DPM-Solver++ clips x̂₀ as ours does (thresholding at sample_max_value 1); before it
+    did not, and the two differed by up to 1.69."""
     unet = DifflabUNet2DModel.from_pretrained(exported / "unet")
     theirs = diffusers_loop(unet, DPMSolverMultistepScheduler.from_pretrained(exported, subfolder="scheduler"))
-    x = torch.randn((len(LABELS), 1, 28, 28), generator=torch.Generator().manual_seed(1))
-    estimate = model_noise_estimate(tiny_run.model, "v", tiny_run.alphas_cumprod)
-    solver = make_solver("dpm++", tiny_run.alphas_cumprod, clip_x0=False)
-    ours = sample(lambda x, t: estimate(x, t, LABELS), x, timesteps(1000, STEPS), solver)
-    assert (ours - theirs).abs().max().item() < 1e-2
+    ours = tiny_run.sample(LABELS, seed=1, solver="dpm++", steps=STEPS, guidance=1.0, precision="fp32")
+    assert (ours - theirs).abs().max().item() < 1e-4
+    assert theirs.abs().max() > 0.1
+
+
+@pytest.mark.parametrize("solver", ["dpm++", "ddim"])
+def test_exported_pipeline_samples_what_run_sample_does(tiny_run, tmp_path, solver):
+    """`DiffusionPipeline.from_pretrained(OUT)(**difflab.json's pipeline_call)` draws what difflab draws
+    (unconditional = the null class), at 4 and 10 steps (both divide T, see export.py on DDIM)."""
+    out = export_diffusers(tiny_run, tmp_path / "diffusers", solver=solver)
+    pipe = DiffusionPipeline.from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    call = json.loads((out / "difflab.json").read_text())["pipeline_call"]
+    assert call == ({"eta": 0.0, "use_clipped_model_output": True} if solver == "ddim" else {})
+    for steps in (4, STEPS):
+        images = pipe(batch_size=3, num_inference_steps=steps, output_type="pt",
+                      generator=torch.Generator().manual_seed(5), **call).images  # (3, 1, 28, 28) in [0, 1]
+        ours = tiny_run.sample(n=3, seed=5, solver=solver, steps=steps, guidance=1.0, precision="fp32")
+        assert (images * 2 - 1 - ours).abs().max().item() < 1e-4, steps
+
+
+@pytest.mark.parametrize("solver", ["dpm++", "ddim", "ddpm"])
+def test_exported_thresholding_is_a_plain_clamp(tiny_run, solver):
+    """diffusers' dynamic thresholding with sample_max_value = 1 is exactly clamp(x̂₀, -1, 1), whatever
+    the percentile: s = quantile(|x̂₀|) is clamped to [1, 1]."""
+    from diffusers import DDPMScheduler
+
+    config = scheduler_config(tiny_run.config, solver)
+    assert config["thresholding"] is True and config["sample_max_value"] == 1.0
+    scheduler = {"dpm++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler, "ddpm": DDPMScheduler}[solver]
+    x0 = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 3  # most pixels beyond ±1
+    x0[0] *= 0.1  # one image inside [-1, 1]: its quantile is below 1
+    for ratio in (0.5, 0.995, 1.0):
+        thresholded = scheduler.from_config({**config, "dynamic_thresholding_ratio": ratio})._threshold_sample(x0)
+        assert torch.equal(thresholded, x0.clamp(-1, 1)), ratio
 
 
 def test_diffusion_pipeline_loads_the_folder(exported):
@@ -84,7 +115,7 @@ def test_exported_folder_works_as_a_pipeline_run(exported, tiny_run):
     assert pipeline.config.guidance == tiny_run.config.guidance and pipeline.num_classes == 10
     fp32 = dict(seed=2, steps=4, precision="fp32")  # the comparison is of the wiring, at fp32 rounding
     difference = (pipeline.sample(LABELS, **fp32) - tiny_run.sample(LABELS, **fp32)).abs().max()
-    assert difference.item() < 1e-2  # ᾱ from diffusers' float32 schedule vs ours in float64
+    assert difference.item() < 1e-4  # ᾱ from diffusers' float32 schedule vs ours in float64: ~1e-6
 
 
 def test_export_refuses_a_non_empty_folder(tiny_run, tmp_path, capsys):
@@ -115,3 +146,10 @@ def test_text_run_exports_with_encoder_hidden_states(text_run, tmp_path):
     prompts = text_run.embed_prompts(["a handwritten seven", "the number 2"])  # (2, L, 384)
     ours = text_run.model(x, t, prompts)
     assert torch.equal(unet(x, t, encoder_hidden_states=prompts).sample, ours)
+
+
+def test_export_refuses_an_unknown_solver(tiny_run, tmp_path):
+    from difflab.errors import UserError
+
+    with pytest.raises(UserError, match="'euler'"):
+        export_diffusers(tiny_run, tmp_path / "out", solver="euler")

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from difflab.errors import UserError
-from difflab.training.config import TrainConfig
+from difflab.training.config import DEFAULT_STEPS, TrainConfig
 
 
 def test_json_and_toml_round_trip(tmp_path):
@@ -27,8 +27,8 @@ def test_bad_values_name_the_value(changes, message):
 
 
 def test_default_budget_applies_only_when_none_is_given():
-    assert TrainConfig().minutes == 3.0
-    assert TrainConfig(steps=100).minutes is None
+    assert (TrainConfig().steps, TrainConfig().minutes) == (DEFAULT_STEPS, None)
+    assert (TrainConfig(minutes=2.0).steps, TrainConfig(steps=100).minutes) == (None, None)
 
 
 def test_unknown_key_and_bad_file(tmp_path):

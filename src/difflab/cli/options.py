@@ -52,7 +52,7 @@ def _field_type(field: dataclasses.Field):
     args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
     base = args[0]
     if typing.get_origin(base) is tuple:
-        return int_list
+        return float_list if typing.get_args(base)[0] is float else int_list
     return {int: number(int), float: number(float), str: str, bool: bool}.get(base, str)
 
 
@@ -81,6 +81,11 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", choices=("ddpm", "ddim", "dpm++"), help="(the run's default)")
     parser.add_argument("--steps", type=number(int), help="solver steps (the run's default)")
     parser.add_argument("--guidance", type=number(float), help="classifier-free guidance scale w (the run's default)")
+    parser.add_argument("--guidance-method", choices=("cfg", "auto"),
+                        help="cfg: classifier-free; auto: autoguidance by the run's guide network (the run's default)")
+    parser.add_argument("--guidance-interval", metavar="LO,HI",
+                        help="guide only where t/T lies in [LO, HI], e.g. 0.2,0.7 (the run's default)")
+    parser.add_argument("--guidance-rescale", type=number(float), help="CFG rescale φ in [0, 1] (the run's default)")
     parser.add_argument("--eta", type=number(float), default=0.0, help="DDIM noise (0: deterministic)")
     parser.add_argument("--seed", type=number(int), default=0)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -96,4 +101,6 @@ def sampler_settings(args: argparse.Namespace) -> dict:
         raise UserError(f"--guidance must be >= 0, got {args.guidance}")
     if args.eta < 0:
         raise UserError(f"--eta must be >= 0, got {args.eta}")
-    return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta, precision=args.precision)
+    return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta, precision=args.precision,
+                guidance_method=args.guidance_method, guidance_interval=args.guidance_interval,
+                guidance_rescale=args.guidance_rescale)

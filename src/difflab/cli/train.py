@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from difflab.cli.options import add_config_options, config_overrides, number
 from difflab.training.config import TrainConfig
+
+BUDGET = ("steps", "epochs", "minutes")
 
 
 def register(sub) -> None:
@@ -16,7 +19,7 @@ def register(sub) -> None:
                    help="resume a snapshot that lacks RNG state (continues, but not bitwise exactly)")
     p.add_argument("--config", type=Path, help="TOML or JSON file of config keys (flags override it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-eval", action="store_true", help="skip the end-of-run judge figure")
+    p.add_argument("--no-eval", action="store_true", help="skip the end-of-run judge figure and guidance sweep")
     p.add_argument("--processes", type=number(int), metavar="N",
                    help="train on N local processes (torch.distributed; --batch-size stays the global batch); "
                         "not needed under torchrun")
@@ -26,16 +29,23 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from difflab.api import quality_line, train
+    from difflab.training.adequacy import record
 
     base = TrainConfig.load(args.config) if args.config else None
+    overrides = config_overrides(args)
+    if any(key in overrides for key in BUDGET):  # a budget given here replaces the --config file's or resumed run's
+        overrides = {**dict.fromkeys(BUDGET), **overrides}
     trained = train(base, out=args.out, resume=args.resume, progress=not args.no_progress,
                     evaluate=not args.no_eval, allow_rng_reset=args.allow_rng_reset, processes=args.processes,
-                    **config_overrides(args))
+                    **overrides)
     if trained is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
     print(f"run folder: {trained.path}")
     final = trained.folder.read_eval("final")
     if final:
         print(quality_line(final))
+    warning = record(trained.folder)  # also in model.json; the report shows it at the top
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"report: {trained.folder.report_path} (open it in a web browser)")
     return 0

@@ -49,7 +49,9 @@ def sample(
     for index, (t, t_next) in enumerate(itertools.pairwise(schedule)):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         eps = noise_estimate(x, t_batch)
-        x, x0 = solver.step(x, t, t_next, eps, generator=generator)
+        x_next, x0 = solver.step(x, t, t_next, eps, generator=generator)
+        # ε̂ may come in float64 (exact x₀/v conversion); the state keeps the input's dtype
+        x, x0, eps = x_next.to(x.dtype), x0.to(x.dtype), eps.to(x.dtype)
         if project is not None:
             x = project(x, t_next)
         if callback is not None:

@@ -29,10 +29,12 @@ class Editor:
     """A run's model, schedule and sampler settings, ready to edit with (`Run` → tensors)."""
 
     def __init__(self, run, *, solver: str | None = None, steps: int | None = EDIT_STEPS, guidance: float | None = None,
-                 eta: float = 0.0, precision: str = "auto") -> None:
+                 eta: float = 0.0, precision: str = "auto", **guidance_settings) -> None:
+        """`guidance_settings`: the `Sampler`'s guidance_method / _interval / _rescale (None: the run's)."""
         run.check_samplable()
         self.run = run
-        self.sampler = run.sampler(solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision)
+        self.sampler = run.sampler(solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision,
+                                   **guidance_settings)
         self.alphas_cumprod = run.alphas_cumprod
         self.device = run.device
         self.shape = run.spec.image_shape
@@ -52,7 +54,8 @@ class Editor:
             if not self.run.num_classes:
                 raise UserError("this run is unconditional; fix: drop the class label")
             cond = self.run.condition(labels=torch.full((n,), label, dtype=torch.long))
-        return self.sampler.noise_estimate(self.run.model, self.alphas_cumprod, cond, device=self.device)
+        guide = self.run.guide if self.sampler.guidance_method == "auto" else None
+        return self.sampler.noise_estimate(self.run.model, self.alphas_cumprod, cond, device=self.device, guide=guide)
 
     def solver(self):
         """A fresh solver (multistep solvers keep state between steps)."""

@@ -67,4 +67,4 @@ def _harmonise(estimate, x, t: int, t_next: int, alphas_cumprod, generator) -> t
     ratio = float(alphas_cumprod[t] / alphas_cumprod[t_next])  # ᾱ_t / ᾱ_{t_next}
     x = ratio**0.5 * x + (1 - ratio) ** 0.5 * _randn_like(x, generator)
     eps = estimate(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
-    return DDPM(alphas_cumprod).step(x, t, t_next, eps, generator=generator)[0]
+    return DDPM(alphas_cumprod).step(x, t, t_next, eps, generator=generator)[0].to(x.dtype)  # ε̂ may be float64

@@ -60,18 +60,24 @@ def skip_reason(path: Path | None) -> str | None:
 
 
 def inception_metrics(generated: torch.Tensor, real: torch.Tensor, *, weights: str | Path | None = None,
-                      kid_subset_size: int = 1000, seed: int = 0) -> dict:
-    """{"inception": {fid, kid_mean, kid_std, isc_mean, isc_std}} or {"inception_skipped": reason}."""
+                      kid_subset_size: int = 1000, seed: int = 0, floor: torch.Tensor | None = None) -> dict:
+    """{"inception": {fid, kid_mean, kid_std, isc_mean, isc_std, n_reference}} or {"inception_skipped": reason};
+    `floor` (other real images, disjoint from `real`) adds `fid_floor`, what a perfect generator scores."""
     path = weights_path(weights)
     reason = skip_reason(path)
     if reason:
         return {"inception_skipped": reason}
     import torch_fidelity
 
+    options = dict(feature_extractor_weights_path=str(path), verbose=False, cache=False, rng_seed=seed,
+                   save_cpu_ram=True, cuda=torch.cuda.is_available())
     m = torch_fidelity.calculate_metrics(
-        input1=_Uint8Images(generated), input2=_Uint8Images(real), cuda=torch.cuda.is_available(),
-        isc=True, fid=True, kid=True, feature_extractor_weights_path=str(path), verbose=False, cache=False,
-        kid_subset_size=min(kid_subset_size, len(generated), len(real)), rng_seed=seed, save_cpu_ram=True)
-    return {"inception": {"fid": m["frechet_inception_distance"], "kid_mean": m["kernel_inception_distance_mean"],
-                          "kid_std": m["kernel_inception_distance_std"], "isc_mean": m["inception_score_mean"],
-                          "isc_std": m["inception_score_std"], "weights": str(path)}}
+        input1=_Uint8Images(generated), input2=_Uint8Images(real), isc=True, fid=True, kid=True,
+        kid_subset_size=min(kid_subset_size, len(generated), len(real)), **options)
+    out = {"fid": m["frechet_inception_distance"], "kid_mean": m["kernel_inception_distance_mean"],
+           "kid_std": m["kernel_inception_distance_std"], "isc_mean": m["inception_score_mean"],
+           "isc_std": m["inception_score_std"], "n_reference": len(real), "weights": str(path)}
+    if floor is not None:
+        f = torch_fidelity.calculate_metrics(input1=_Uint8Images(floor), input2=_Uint8Images(real), fid=True, **options)
+        out.update(fid_floor=f["frechet_inception_distance"], n_floor=len(floor))
+    return {"inception": out}

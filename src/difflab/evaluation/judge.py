@@ -19,7 +19,7 @@ from difflab.nn.judge import JudgeNet
 from difflab.paths import cache_dir
 from difflab.run import files as ckpt
 
-JUDGE_VERSION = 1  # bump when the architecture or recipe changes, so stale caches are retrained
+JUDGE_VERSION = 2  # 2: SiLU features (no dead dimensions); bump when the architecture or recipe changes, so stale caches are retrained
 
 
 @dataclass

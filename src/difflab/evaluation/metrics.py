@@ -91,12 +91,17 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> t
 
 
 def inception_score(probabilities: torch.Tensor, *, splits: int = 10, seed: int = 0) -> tuple[float, float]:
-    """exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), mean and std over `splits` chunks; with the
-    judge's softmax it is the IS analogue: high when each image is confidently one class and all classes occur."""
-    order = torch.randperm(len(probabilities), generator=torch.Generator().manual_seed(seed))  # class-sorted input
+    """exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), mean and std over `splits` parts; with the
+    judge's softmax it is the IS analogue: high when each image is confidently one class and all classes occur.
+    The parts are the reference code's, [i·N // splits, (i+1)·N // splits): sizes differ by at most one."""
+    n = len(probabilities)
+    if not 1 <= splits <= n:
+        raise UserError(f"the IS analogue needs 1 <= splits <= N = {n} images, got splits={splits}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # class-sorted input
     p = probabilities[order].double().clamp_min(1e-12)  # (N, K)
     scores = []
-    for chunk in p.chunk(splits):
+    for i in range(splits):
+        chunk = p[i * n // splits:(i + 1) * n // splits]  # (N // splits or one more, K)
         marginal = chunk.mean(dim=0, keepdim=True)  # (1, K)
         kl = (chunk * (chunk.log() - marginal.log())).sum(dim=1)  # (n,)
         scores.append(float(kl.mean().exp()))

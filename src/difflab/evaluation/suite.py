@@ -33,7 +33,8 @@ class EvalConfig:
     kid_subset_size: int = 1000  # capped by the smaller set
     pr_k: int = 3  # k of the k-NN manifolds (Kynkäänniemi et al. 2019 use 3)
     is_splits: int = 10  # IS mean/std over this many chunks (Salimans et al. 2016)
-    max_reference: int = 10_000  # real train images used as reference (cdist memory grows as N²)
+    reference_size: int = 2000  # FD/KID/P-R reference: this many seeded train images, the same at every n
+    # (capped at N/2; mnist5k's train split has 4,500), so FDs at different n compare — see fixed_reference
     idk_fractions: tuple[float, ...] = idk.FRACTIONS
     idk_epochs: int = idk.EPOCHS
     inception_weights: str | None = None  # else $DIFFLAB_INCEPTION_WEIGHTS; None: Inception metrics skipped
@@ -72,12 +73,26 @@ def rounded(value):
     return value
 
 
-def reference_split(n_real: int, n_generated: int, seed: int, max_reference: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Disjoint indices into the train split: a reference set, and a floor set of min(n, N/2) real images
-    that stands in for "a perfect generator" at (nearly) the same sample size."""
-    order = torch.randperm(n_real, generator=torch.Generator().manual_seed(seed))
-    m = min(n_generated, n_real // 2)
-    return order[m:][:max_reference], order[:m]
+def fixed_reference(n_train: int, *, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into a train split of `n_train` images: a fixed reference set and the floor pool.
+
+    The reference is min(size, n_train // 2) images of one seeded permutation, so it is the same set
+    whatever the number of generated images, and FDs at different n (and of different models) compare.
+    The floor pool is the rest, in seeded random order, disjoint from the reference: its first n images
+    are the real-vs-real floor for n generated images."""
+    if size < 1 or n_train < 2:
+        raise UserError(f"a reference set needs size >= 1 and at least 2 train images, got size={size}, N={n_train}")
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
+    m = min(size, n_train // 2)
+    return order[:m], order[m:]
+
+
+def reference_split(n_real: int, n_generated: int, seed: int, reference_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Disjoint indices into the train split: the fixed reference set (`fixed_reference`), and a floor set
+    of min(n_generated, N - reference) other real images that stands in for "a perfect generator" at
+    (nearly) the same sample size."""
+    ref, pool = fixed_reference(n_real, size=reference_size, seed=seed)
+    return ref, pool[:n_generated]
 
 
 def distribution_metrics(gen: torch.Tensor, ref: torch.Tensor, floor: torch.Tensor, config: EvalConfig) -> dict:
@@ -149,7 +164,7 @@ def measure(images: torch.Tensor, labels: torch.Tensor | None, dataset: str, *, 
     judge, judge64, train, test, train_feats, test_feats = _reference(dataset, data_dir, image_size)
     _check_images(images, labels, train.image_shape, train.num_classes)
     feats = {"gen": features64(judge64.net, images), "train": train_feats, "test": test_feats}
-    ref_idx, floor_idx = reference_split(len(train), len(images), config.seed, config.max_reference)
+    ref_idx, floor_idx = reference_split(len(train), len(images), config.seed, config.reference_size)
     result = {"name": name, "dataset": dataset, "n": len(images), "labelled": labels is not None, **(meta or {}),
               "eval_config": asdict(config), "judge_real_accuracy": judge.accuracy, "judge_dataset": dataset}
     if labels is not None:
@@ -158,7 +173,8 @@ def measure(images: torch.Tensor, labels: torch.Tensor | None, dataset: str, *, 
     result["distribution"] = distribution_metrics(feats["gen"], feats["train"][ref_idx], feats["train"][floor_idx], config)
     result["distribution"].update(_inception_score_section(judge64, images, train.images[floor_idx], config))
     result["memorisation"] = _memorisation_section(images, labels, train, test, feats, judge, pictures)
-    result.update(inception_metrics(images, train.images[ref_idx], weights=config.inception_weights, seed=config.seed))
+    result.update(inception_metrics(images, train.images[ref_idx], weights=config.inception_weights, seed=config.seed,
+                                    floor=train.images[floor_idx]))
     if model is not None and pictures is not None:
         from difflab.evaluation.embeddings import save_embeddings
 

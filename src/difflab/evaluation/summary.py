@@ -16,7 +16,8 @@ def suite_lines(r: dict, *, width: int = 100) -> list[str]:
         lines += _coverage_lines(r["idk"]["accuracy_at_coverage"])
     if "inception" in r:
         i = r["inception"]
-        lines.append(f"  Inception FID {i['fid']:.2f}  KID {i['kid_mean']:.4f}±{i['kid_std']:.4f}  IS {i['isc_mean']:.2f}")
+        lines.append(f"  Inception FID {i['fid']:.2f}{_floor_note(i.get('fid_floor'), i.get('n_reference'))}  "
+                     f"KID {i['kid_mean']:.4f}±{i['kid_std']:.4f}  IS {i['isc_mean']:.2f}")
     else:
         lines.append(f"  note: {r['inception_skipped']}")
     pictures = f" and pictures in {r['written'][:-5]}/" if r["eval_config"]["pictures"] else ""
@@ -28,12 +29,19 @@ def _distribution_lines(d: dict, m: dict) -> list[str]:
             ("KID x1000", 1e3 * d["kid_mean"], 1e3 * d["floor_kid_mean"], ".3f"),
             ("precision", d["precision"], d["floor_precision"], ".3f"), ("recall", d["recall"], d["floor_recall"], ".3f"),
             ("IS analogue", d["is_mean"], d["floor_is_mean"], ".2f")]
-    lines = [f"  {'metric':<22}{'generated':>10}{'real floor':>12}   (floor: {d['n_floor']} real vs {d['n_reference']} real)"]
+    lines = [f"  {'metric':<22}{'generated':>10}{'real floor':>12}   (reference: a fixed {d['n_reference']} real train "
+             f"images; floor: {d['n_floor']} other real images)"]
     lines += [f"  {label:<22}{value:>10{fmt}}{floor:>12{fmt}}" for label, value, floor, fmt in rows]
     lines.append(f"  KID std x1000 {1e3 * d['kid_std']:.3f};  too close to a train image: "
                  f"{100 * m['pixel']['fraction_closer_than_test']:.1f}% (pixels), "
                  f"{100 * m['feature']['fraction_closer_than_test']:.1f}% (features)  [~5% = like real test images]")
     return lines
+
+
+def _floor_note(floor, n_reference) -> str:
+    """" (real floor 0.90, ref 2000)" beside an FD; older results without a floor say so."""
+    ref = f", ref {n_reference}" if n_reference is not None else ""
+    return f" (real floor {floor:.2f}{ref})" if floor is not None else f" (no real floor measured{ref})"
 
 
 def _coverage_lines(table: dict) -> list[str]:

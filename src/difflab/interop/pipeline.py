@@ -32,6 +32,9 @@ class PipelineConfig:
     solver: str = "dpm++"
     sample_steps: int = 20  # pretrained models were not tuned for 10 steps; 20 is a safe default
     guidance: float = 1.0  # plain UNet2DModels have no null class, so no CFG by default
+    guidance_method: str = "cfg"  # no guide network is exported, so no autoguidance
+    guidance_interval: tuple[float, ...] = (0.0, 1.0)  # CFG on every step unless the export says otherwise
+    guidance_rescale: float = 0.0  # CFG rescale off unless the export says otherwise
     schedule: str = "pretrained"  # ᾱ comes from the scheduler config, not a difflab schedule name
     dataset: str | None = None  # no judge is known for a pretrained model
     data_dir: str | None = None
@@ -64,6 +67,8 @@ class DiffusersDenoiser(torch.nn.Module):
 class PipelineRun(Run):
     """Duck-types `Run`: `.model`, `.config`, `.alphas_cumprod`, `.num_classes`, `.class_names`, `.sample()`."""
 
+    guide = None  # no weaker network for autoguidance: the sampler refuses --guidance-method auto with a fix
+
     def __init__(self, path: Path, config: PipelineConfig, model: DiffusersDenoiser, class_names, alphas_cumprod):
         self.path, self.config, self.model, self.class_names = Path(path), config, model, tuple(class_names)
         self.alphas_cumprod, self.class_prompts, self._embedder = alphas_cumprod, None, None
@@ -86,7 +91,8 @@ class PipelineRun(Run):
         model = DiffusersDenoiser(unet, num_classes=num_classes, has_null_class=has_null, prediction=objective)
         model.eval().requires_grad_(False).to(device)
         extra = _read_optional(path / "difflab.json")
-        defaults = {k: extra[k] for k in ("solver", "sample_steps", "guidance") if k in extra}  # our own exports
+        keys = ("solver", "sample_steps", "guidance", "guidance_interval", "guidance_rescale")
+        defaults = {k: extra[k] for k in keys if k in extra}  # our own exports
         config = PipelineConfig(objective=objective, num_timesteps=int(scheduler_cfg.get("num_train_timesteps", 1000)),
                                 conditional=num_classes > 0, **defaults)
         names = extra.get("class_names") or [str(i) for i in range(num_classes)]

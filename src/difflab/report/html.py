@@ -49,7 +49,7 @@ def build_page(folder: RunFolder) -> str:
         with contextlib.suppress(ValueError, OSError):  # odd rows or a read-only folder: the page still shows the rest
             plot_loss(rows, folder.sub("plots", "loss.png", create=True))
     sections = [summary_section(folder, rows), curves_section(folder, rows), samples_section(folder, rows),
-                eval_section(folder), *picture_sections(folder), config_section(folder)]
+                guidance_section(folder), eval_section(folder), *picture_sections(folder), config_section(folder)]
     body = "".join(s for s in sections if s)
     title = f"difflab report — {run_dir.resolve().name}"
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -109,11 +109,26 @@ def final_eval(folder: RunFolder) -> dict | None:
         return None
 
 
+def training_facts(folder: RunFolder) -> tuple:
+    """(facts, warning) of the weights shown (`difflab.training.adequacy`); (None, None) when unreadable."""
+    from difflab.training.adequacy import describe
+
+    try:
+        return describe(folder)
+    except UserError:  # a damaged snapshot or config: the page still shows the rest
+        return None, None
+
+
 def summary_section(folder: RunFolder, rows: list[dict]) -> str:
-    """The few numbers a person wants first: data, budget used, final loss, judge accuracy."""
+    """The few numbers a person wants first: data, budget used, final loss, judge accuracy; above them, loudly,
+    a budget that ended too early."""
     config = saved_config(folder)
     items = [("dataset", config.get("dataset")), ("objective / schedule", f"{config.get('objective')} / {config.get('schedule')}")]
-    if rows:
+    facts, warning = training_facts(folder)
+    if facts is not None:  # the final snapshot: exact, where the last metrics line may be up to log_every behind
+        items += [("steps", facts.steps), ("images seen", facts.images), ("training time", f"{facts.wall_minutes:.1f} min")]
+        items += [("last loss", rows[-1].get("loss"))] if rows else []
+    elif rows:
         last = rows[-1]
         items += [("steps", last.get("step")), ("epochs", last.get("epoch")),
                   ("training time", f"{last.get('elapsed', 0) / 60:.1f} min"), ("last loss", last.get("loss"))]
@@ -121,7 +136,9 @@ def summary_section(folder: RunFolder, rows: list[dict]) -> str:
     if isinstance(final, dict) and "accuracy" in final:
         items.append(("judge accuracy of generated images", f"{100 * final['accuracy']:.1f}%"))
     cells = "".join(f'<div class="stat"><span>{escape(k)}</span><b>{escape(fmt(v))}</b></div>' for k, v in items)
-    return f'<section class="summary">{cells}</section>'
+    head = f'<p class="warning">{escape(warning)}</p>' if warning else ""
+    head += f'<p class="facts">trained {escape(facts.line())}</p>' if facts is not None else ""
+    return f'{head}<section class="summary">{cells}</section>'
 
 
 def curves_section(folder: RunFolder, rows: list[dict]) -> str:
@@ -164,6 +181,40 @@ def grid_caption(png: Path, rows: list[dict]) -> str:
     near = min(rows, key=lambda r: abs(r.get("step", 0) - step)) if rows else {}
     extra = f" · epoch {near['epoch']:.1f} · {near['elapsed'] / 60:.1f} min" if "epoch" in near and "elapsed" in near else ""
     return f"step {step}{extra}"
+
+
+def guidance_section(run: RunFolder) -> str:
+    """"Guidance: the trade": one strip per swept w with its numbers, and the frontier plot
+    (`difflab.report.guidance`); nothing without eval/guidance_sweep.json."""
+    from difflab.report.guidance import ACCURACY_TARGET, EVAL_NAME, FRONTIER, STRIPS
+
+    sweep = read_json(run.sub("eval", f"{EVAL_NAME}.json"))
+    keys = ("w", "accuracy", "fd_ratio", "recall")
+    rows = [r for r in (sweep.get("rows") or []) if isinstance(r, dict) and all(_is_number(r.get(k)) for k in keys)
+            ] if isinstance(sweep, dict) else []
+    if not rows:
+        return ""
+    strips = [(run.sub(*STRIPS, f"w{r['w']:g}.png"), r) for r in rows]  # named by w, never by a path in the JSON
+    figs = "".join(figure(p.read_bytes(), strength_caption(r), kind="pixels trajectory") for p, r in strips if p.is_file())
+    frontier = run.sub(*FRONTIER)
+    plot = figure(frontier.read_bytes(), "judge accuracy against FD / real floor, one point per w; ★ the default",
+                  kind="plot") if frontier.is_file() else ""
+    best = sweep.get("lowest_fd_at_target")
+    here = f"in this run that is w = {best:g}" if _is_number(best) else f"in this run no w reached {100 * ACCURACY_TARGET:g}%"
+    note = (f"Higher w → more recognisable, less varied (FD up, recall down); the default sits where accuracy "
+            f"≥ {100 * ACCURACY_TARGET:g}% at the lowest FD ({here}; {sweep.get('method')} guidance, same noise in every strip).")
+    return section("Guidance: the trade", f'<div class="figs"><div>{figs}</div>{plot}</div>', note=note)
+
+
+def strength_caption(row: dict) -> str:
+    """One strip's caption: w = 2 (default): accuracy 99.1%, FD 1.4× the real floor, recall 0.81."""
+    default = " (default)" if row.get("default") is True else ""
+    return (f"w = {row['w']:g}{default}: accuracy {100 * row['accuracy']:.1f}%, "
+            f"FD {row['fd_ratio']:.1f}× the real floor, recall {row['recall']:.2f}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def eval_section(run: RunFolder) -> str:
@@ -219,7 +270,8 @@ def _is_extra(run: RunFolder, png: Path) -> bool:
     if png.is_relative_to(run.sub("eval")) or (png.parent == run.sub("samples") and png.name.startswith("step_")):
         return False
     rel = png.relative_to(run.path)
-    placed = {run.sub("plots", "loss.png"), run.sub("samples", "final.png"), run.sub("samples", "trajectory.png")}
+    placed = {run.sub("plots", "loss.png"), run.sub("samples", "final.png"), run.sub("samples", "trajectory.png"),
+              run.sub("plots", "guidance_frontier.png"), *run.sub("samples", "guidance").glob("w*.png")}  # guidance_section
     return len(rel.parts) > 1 and rel.parts[0] not in SKIP_DIRS and png not in placed  # loose files at the top (a screenshot of this page, say) are not run outputs
 
 

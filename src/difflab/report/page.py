@@ -18,6 +18,8 @@ section { background: #fff; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0
 .stat span { display: block; color: #6b7280; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
 .stat b { font-size: 20px; }
 .note { color: #6b7280; font-size: 13px; margin: 0 0 10px; }
+.warning { background: #fef2f2; border: 2px solid #dc2626; border-radius: 8px; color: #991b1b; font-weight: 600; padding: 10px 14px; margin: 0 0 14px; }
+.facts { font-size: 16px; margin: -6px 0 12px; color: #374151; }
 .figs { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
 figure { margin: 0; }
 figcaption { font-size: 13px; color: #4b5563; margin-top: 4px; max-width: 560px; }

@@ -13,6 +13,7 @@ from html import escape
 
 MAX_ROWS = 60  # longer lists are cut: the page is for looking, the JSON file holds everything
 LABEL_KEYS = ("class_names", "classes", "labels")  # sibling keys that name a matrix's rows/columns
+FD_KEYS = ("fd", "fid")  # Fréchet distances: shown with their real-vs-real floor and reference size beside them
 
 
 def is_number(value) -> bool:
@@ -53,13 +54,25 @@ def shade(value, low: float, high: float) -> str:
     return f' style="background: rgba(33, 102, 172, {0.08 + 0.8 * strength:.2f}); color: {"#fff" if strength > 0.6 else "#111"}"'
 
 
-def cell(value, low: float = 0.0, high: float = 1.0, *, heat: bool = False) -> str:
+def fd_text(key: str, siblings: dict) -> str | None:
+    """An FD with its floor: "3.2 (real floor 0.9, ref 2000)", from the keys beside it (`floor_fd` or
+    `fd_floor`, `n_reference`); None when `key` is not an FD."""
+    value = siblings.get(key)
+    if key not in FD_KEYS or not is_number(value):
+        return None
+    floor = next((siblings[k] for k in (f"floor_{key}", f"{key}_floor") if is_number(siblings.get(k))), None)
+    ref = f", ref {siblings['n_reference']}" if "n_reference" in siblings else ""
+    return f"{fmt(value)} (real floor {fmt(floor)}{ref})" if floor is not None else f"{fmt(value)} (no real floor{ref})"
+
+
+def cell(value, low: float = 0.0, high: float = 1.0, *, heat: bool = False, text: str | None = None) -> str:
     style = shade(value, low, high) if heat else ""
-    return f"<td{style}>{escape(fmt(value))}</td>"
+    return f"<td{style}>{escape(text if text is not None else fmt(value))}</td>"
 
 
 def scalar_table(items: list[tuple[str, object]]) -> str:
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(fmt(v))}</td></tr>" for k, v in items)
+    siblings = dict(items)
+    rows = "".join(f"<tr><th>{escape(k)}</th>{cell(v, text=fd_text(k, siblings))}</tr>" for k, v in items)
     return f'<table class="kv">{rows}</table>'
 
 
@@ -67,7 +80,7 @@ def row_table(name: str, values: dict) -> str:
     """A dict of scalars as one row (class → accuracy); shaded when all values lie in [0, 1]."""
     heat = all(is_number(v) and 0 <= v <= 1 for v in values.values())
     head = "".join(f"<th>{escape(str(k))}</th>" for k in values)
-    body = "".join(cell(v, heat=heat) for v in values.values())
+    body = "".join(cell(v, heat=heat, text=fd_text(k, values)) for k, v in values.items())
     return f'<h4>{escape(name)}</h4><table class="grid"><tr>{head}</tr><tr>{body}</tr></table>'
 
 
@@ -88,7 +101,8 @@ def records_table(name: str, records: list[dict]) -> str:
     """A list of dicts as one row per item, columns the union of their keys."""
     keys = list(dict.fromkeys(k for r in records for k in r))
     head = "".join(f"<th>{escape(str(k))}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(cell(r.get(k, "")) for k in keys) + "</tr>" for r in records[:MAX_ROWS])
+    body = "".join("<tr>" + "".join(cell(r.get(k, ""), text=fd_text(k, r)) for k in keys) + "</tr>"
+                   for r in records[:MAX_ROWS])
     more = f"<p class=note>{len(records) - MAX_ROWS} more rows in the JSON file</p>" if len(records) > MAX_ROWS else ""
     return f'<h4>{escape(name)}</h4><table class="grid">{head and "<tr>" + head + "</tr>"}{body}</table>{more}'
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from difflab.training.config import TrainConfig
 
 CONFIG, MODEL_META, METRICS, REPORT, DISTILL = "config.json", "model.json", "metrics.jsonl", "report.html", "distill.json"
-WEIGHTS = ("model", "ema")  # <name>.safetensors at the top: what users and samplers load
+WEIGHTS = ("model", "ema", "guide")  # <name>.safetensors at the top: what users and samplers load (guide: autoguidance)
 STATE_DIR, STATE_INFO = "state", "trainer.json"
 STATE_FILES = ("ema", "model", "optimizer")  # required in state/; rng.safetensors is checked by the trainer
 SUBFOLDERS = ("samples", "plots", "eval", "explain", "edit")
@@ -107,7 +107,7 @@ class RunFolder:
         from difflab.training.config import TrainConfig
 
         self.require_run()
-        return TrainConfig.load(self.config_path)
+        return TrainConfig.load(self.config_path, saved_run=True)
 
     def write_config(self, config: TrainConfig) -> None:
         files.write_json(self.config_path, config.to_dict())
@@ -149,6 +149,9 @@ class RunFolder:
 
     def load_weights(self, name: str = "ema") -> dict[str, torch.Tensor]:
         return files.load_tensors(self.weights_path(name))
+
+    def has_weights(self, name: str) -> bool:
+        return self.weights_path(name).is_file()
 
     # --- metrics -------------------------------------------------------------------------------
     def read_metrics(self) -> list[dict]:

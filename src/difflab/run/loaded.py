@@ -25,6 +25,7 @@ class Run:
         self.class_prompts = class_prompts  # text runs: per class, the training captions `--label k` stands for
         self.alphas_cumprod = NoiseSchedule(config.schedule, config.num_timesteps).alphas_cumprod
         self._embedder = None
+        self._guide, self._model_factory = None, None
 
     @classmethod
     def load(cls, path: str | Path, *, weights: str = "ema", device: str = "cpu",
@@ -41,7 +42,9 @@ class Run:
             first = str(err).splitlines()[0]
             raise UserError(f"{folder.weights_path(weights)} does not fit model.json ({first})") from None
         model.eval().requires_grad_(False).to(device)
-        return cls(folder.path, config, model, tuple(meta.get("class_names", ())), meta.get("class_prompts"))
+        run = cls(folder.path, config, model, tuple(meta.get("class_names", ())), meta.get("class_prompts"))
+        run._model_factory = model_factory
+        return run
 
     @property
     def spec(self):
@@ -95,18 +98,32 @@ class Run:
             self._embedder = PromptEmbedder(self.config.text_encoder)
         return self._embedder(prompts).to(self.device)
 
-    def sampler(self, *, solver=None, steps=None, guidance=None, eta=None, precision=None, seed=None) -> Sampler:
-        """The run's default sampler (config.json's solver, steps, guidance), with any setting overridden."""
+    def sampler(self, **overrides) -> Sampler:
+        """The run's default sampler (config.json's solver, steps and guidance settings), with any setting
+        overridden (`Sampler`'s fields; None keeps the run's). A run trained before guide networks existed
+        has no guide.safetensors: its default autoguidance falls back to CFG at the same scale."""
         c = self.config
-        return Sampler(c.solver, c.sample_steps, c.guidance).replace(
-            solver=solver, steps=steps, guidance=guidance, eta=eta, precision=precision, seed=seed)
+        method = c.guidance_method if c.guidance_method != "auto" or self.folder.has_weights("guide") else "cfg"
+        return Sampler(c.solver, c.sample_steps, c.guidance, method, c.guidance_interval, c.guidance_rescale).replace(
+            **overrides)
+
+    @property
+    def guide(self) -> torch.nn.Module | None:
+        """The weaker network autoguidance steers away from (an early EMA snapshot, `guide.safetensors`);
+        None when the run has none. Loaded on first use."""
+        if self._guide is None and self.folder.has_weights("guide"):
+            guide = build(self.spec, self._model_factory)
+            guide.load_state_dict(self.folder.load_weights("guide"))
+            self._guide = guide.eval().requires_grad_(False).to(self.device)
+        return self._guide
 
     def sample(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, callback=None,
                **settings) -> torch.Tensor:
         """Images `(N, C, H, W)` in [-1, 1]; `labels` class ids, `prompts` texts (text runs), or `n` unconditional."""
         self.check_samplable()
         sampler = self.sampler(seed=seed, **settings)
-        return sampler.generate(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n), callback=callback)
+        return sampler.generate(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n), callback=callback,
+                                guide=self.guide if sampler.guidance_method == "auto" else None)
 
     def sample_chunks(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, chunk_size: int = 500,
                       callback=None, **settings) -> Iterator[tuple[Condition, torch.Tensor]]:
@@ -115,4 +132,5 @@ class Run:
         self.check_samplable()
         sampler = self.sampler(seed=seed, **settings)
         return sampler.chunks(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n),
-                              batch_size=chunk_size, callback=callback)
+                              batch_size=chunk_size, callback=callback,
+                              guide=self.guide if sampler.guidance_method == "auto" else None)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from difflab.diffusion import classifier_free, make_solver, model_noise_estimate, sample, timesteps
-from difflab.diffusion.guidance import ConditionalEstimate
+from difflab.diffusion import make_solver, model_noise_estimate, sample, timesteps
+from difflab.diffusion.guidance import ConditionalEstimate, Guidance, guided_estimate
 from difflab.diffusion.sampling import NoiseEstimate, Step
 from difflab.diffusion.solvers import SOLVERS, Solver
 from difflab.errors import UserError
@@ -28,13 +28,17 @@ from difflab.precision import PRECISIONS, autocast, resolve_precision
 from difflab.sampling.condition import Condition, null_of
 
 MAX_STEPS = 1000  # no schedule has more timesteps than this by default; more steps cannot help
+GUIDANCE_METHODS = ("cfg", "auto")  # classifier-free; autoguidance by the run's guide network
 
 
 @dataclass(frozen=True)
 class Sampler:
     solver: str = "dpm++"
     steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py)
-    guidance: float = 3.0  # classifier-free guidance scale w: 1 plain conditional, 0 unconditional
+    guidance: float = 2.0  # guidance scale w: 1 plain conditional, 0 unconditional (CFG); TrainConfig's default
+    guidance_method: str = "cfg"  # cfg: the null branch is the weak one; auto: the run's guide network is
+    guidance_interval: tuple[float, float] = (0.5, 1.0)  # guide only where t/T lies in [lo, hi]; TrainConfig's default
+    guidance_rescale: float = 0.0  # φ of CFG rescale (Lin et al. 2024); 0: off
     eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM-like
     precision: str = "auto"  # fp32 | bf16 (network under autocast) | auto: bf16 on CPUs with native bf16
     seed: int = 0
@@ -46,8 +50,13 @@ class Sampler:
             raise UserError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
             raise UserError(f"--steps must be an integer in 1..{MAX_STEPS}, got {self.steps!r}")
-        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 100:
+        if not _number(self.guidance) or not 0 <= self.guidance <= 100:
             raise UserError(f"--guidance must be a number in [0, 100], got {self.guidance}")
+        if self.guidance_method not in GUIDANCE_METHODS:
+            raise UserError(f"unknown guidance method {self.guidance_method!r}; use one of {', '.join(GUIDANCE_METHODS)}")
+        object.__setattr__(self, "guidance_interval", parse_interval(self.guidance_interval))
+        if not _number(self.guidance_rescale) or not 0 <= self.guidance_rescale <= 1:
+            raise UserError(f"--guidance-rescale must be a number in [0, 1], got {self.guidance_rescale}")
         if not math.isfinite(self.eta) or not 0 <= self.eta <= 1:
             raise UserError(f"--eta must be in [0, 1], got {self.eta}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
@@ -64,6 +73,12 @@ class Sampler:
     def timesteps(self, num_timesteps: int) -> list[int]:
         return timesteps(num_timesteps, self.steps)
 
+    def guidance_for(self, num_timesteps: int) -> Guidance:
+        """This sampler's guidance on a schedule of `num_timesteps` (the interval turned into timesteps)."""
+        lo, hi = self.guidance_interval
+        interval = None if (lo, hi) == (0.0, 1.0) else (round(lo * (num_timesteps - 1)), round(hi * (num_timesteps - 1)))
+        return Guidance(self.guidance, self.guidance_method, interval, self.guidance_rescale)
+
     def make_solver(self, alphas_cumprod: torch.Tensor) -> Solver:
         """A fresh solver (multistep solvers keep state between steps)."""
         options = {"eta": self.eta} if self.solver == "ddim" else {}
@@ -76,34 +91,43 @@ class Sampler:
         if not spec.samplable:
             raise UserError("this model is a single-step denoiser (--objective denoise), not a diffusion model; "
                             "fix: use `difflab edit denoise-ood` on it, or sample from a v/eps/x0 run")
-        estimate = model_noise_estimate(model, spec.prediction, alphas_cumprod.to(device))
         if resolve_precision(self.precision, device) != "bf16":
-            return estimate
+            return model_noise_estimate(model, spec.prediction, alphas_cumprod.to(device))
 
-        def bf16_estimate(x, t, cond=None):
+        def bf16_network(x, t, cond=None):
             with autocast(self.precision, device):
-                return estimate(x, t, cond).float()
+                return model(x, t, cond).float()
 
-        return bf16_estimate
+        return model_noise_estimate(bf16_network, spec.prediction, alphas_cumprod.to(device))
 
-    def guided(self, estimate: ConditionalEstimate, num_classes: int) -> ConditionalEstimate:
-        """ε̂(x, t, cond) with classifier-free guidance at this sampler's scale, the null branch taken
+    def guided(self, estimate: ConditionalEstimate, num_classes: int, num_timesteps: int = 1000) -> ConditionalEstimate:
+        """ε̂(x, t, cond) with classifier-free guidance at this sampler's settings, the null branch taken
         from each batch's own `cond` (distillation's teacher sees a new batch of conditions each call)."""
+        if self.guidance_method == "auto":
+            raise UserError("distillation's teacher uses classifier-free guidance; fix: --guidance-method cfg")
+        guidance = self.guidance_for(num_timesteps)
 
         def guided(x, t, cond):
-            return classifier_free(estimate, cond, null_of(cond, num_classes), self.guidance)(x, t)
+            return guided_estimate(estimate, cond, null_of(cond, num_classes), guidance)(x, t)
 
         return guided
 
     def noise_estimate(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition | None,
-                       *, device=None) -> NoiseEstimate:
-        """ε̂(x_t, t) for one batch of conditions, guided (CFG) at this sampler's scale."""
+                       *, device=None, guide: torch.nn.Module | None = None) -> NoiseEstimate:
+        """ε̂(x_t, t) for one batch of conditions, guided at this sampler's settings; `guide` is the weaker
+        network autoguidance needs (`Run.guide`)."""
         estimate = self.model_estimate(model, alphas_cumprod)
-        if cond is None or cond.values is None:
-            return classifier_free(estimate, None, None, 1.0)
+        guidance = self.guidance_for(len(alphas_cumprod))
+        weak = None
+        if self.guidance_method == "auto" and guidance.scale != 1.0:
+            if guide is None:
+                raise UserError("--guidance-method auto needs the run's guide network (guide.safetensors, saved by "
+                                "training); fix: retrain with this difflab, or use --guidance-method cfg")
+            weak = self.model_estimate(guide, alphas_cumprod)
         device = device or next(model.parameters()).device
-        values = cond.values.to(device)
-        return classifier_free(estimate, values, null_of(values, cond.num_classes), self.guidance)
+        values = None if cond is None or cond.values is None else cond.values.to(device)
+        null = None if values is None else null_of(values, cond.num_classes)
+        return guided_estimate(estimate, values, null, guidance, guide=weak)
 
     # --- running it ----------------------------------------------------------------------------
     def run(self, estimate: NoiseEstimate, x: torch.Tensor, alphas_cumprod: torch.Tensor, *,
@@ -116,7 +140,8 @@ class Sampler:
 
     def chunks(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition, *,
                batch_size: int = 500, generator: torch.Generator | None = None,
-               callback: Callable[[int, Step], None] | None = None) -> Iterator[tuple[Condition, torch.Tensor]]:
+               callback: Callable[[int, Step], None] | None = None,
+               guide: torch.nn.Module | None = None) -> Iterator[tuple[Condition, torch.Tensor]]:
         """Yield `(condition of the chunk, images (b, C, H, W) on the CPU)`, `b <= batch_size`, lazily.
 
         Arguments are checked before the first chunk; `callback(chunk_start, step)` sees every step.
@@ -126,16 +151,16 @@ class Sampler:
         if len(cond) < 1:
             raise UserError(f"number of images must be at least 1, got {len(cond)}")
         model.spec  # noqa: B018 - a model without the Denoiser contract fails here, not at the first chunk
-        return self._chunks(model, alphas_cumprod, cond, batch_size, generator or self.generator(), callback)
+        return self._chunks(model, alphas_cumprod, cond, batch_size, generator or self.generator(), callback, guide)
 
     @torch.no_grad()
-    def _chunks(self, model, alphas_cumprod, cond, batch_size, generator, callback):
+    def _chunks(self, model, alphas_cumprod, cond, batch_size, generator, callback, guide):
         device = next(model.parameters()).device
         shape = model.spec.image_shape
         for start in range(0, len(cond), batch_size):
             part = cond.slice(start, start + batch_size)
             x = torch.randn((len(part), *shape), generator=generator, device=generator.device).to(device)
-            estimate = self.noise_estimate(model, alphas_cumprod, part, device=device)
+            estimate = self.noise_estimate(model, alphas_cumprod, part, device=device, guide=guide)
             step_cb = (lambda s, _start=start: callback(_start, s)) if callback else None
             images = self.run(estimate, x, alphas_cumprod, generator=generator, callback=step_cb).cpu()
             del x, estimate
@@ -144,10 +169,28 @@ class Sampler:
 
     def generate(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition, *,
                  batch_size: int = 500, generator: torch.Generator | None = None,
-                 callback: Callable[[int, Step], None] | None = None) -> torch.Tensor:
+                 callback: Callable[[int, Step], None] | None = None, guide: torch.nn.Module | None = None) -> torch.Tensor:
         """Every image at once `(N, C, H, W)`: the concatenation of `chunks` (same seed, same images)."""
-        parts = self.chunks(model, alphas_cumprod, cond, batch_size=batch_size, generator=generator, callback=callback)
+        parts = self.chunks(model, alphas_cumprod, cond, batch_size=batch_size, generator=generator, callback=callback,
+                            guide=guide)
         return torch.cat([images for _, images in parts])
 
 
-__all__ = ["Sampler"]
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_interval(value) -> tuple[float, float]:
+    """`(lo, hi)` fractions of the noise schedule, from a pair or a "lo,hi" string; one line when it is not."""
+    text = value if isinstance(value, str) else None
+    try:
+        lo, hi = (float(v) for v in (value.split(",") if text is not None else value))
+    except (TypeError, ValueError):
+        raise UserError(f"--guidance-interval must be two numbers LO,HI in [0, 1] (fractions of the noise "
+                        f"schedule, e.g. 0.2,0.7), got {value!r}") from None
+    if not (_number(lo) and _number(hi) and 0 <= lo <= hi <= 1):
+        raise UserError(f"--guidance-interval must be LO,HI with 0 <= LO <= HI <= 1 (e.g. 0.2,0.7), got {value!r}")
+    return (lo, hi)
+
+
+__all__ = ["GUIDANCE_METHODS", "Sampler", "parse_interval"]

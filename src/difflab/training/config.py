@@ -20,8 +20,13 @@ DENOISE = "denoise"  # not a diffusion objective: a time-free single-step denois
 CONDITIONINGS = ("class", "text")
 RESUMABLE_CHANGES = frozenset({  # keys a resume may change: budget, bookkeeping, speed, sampling defaults
     "steps", "epochs", "minutes", "device", "log_every", "checkpoint_minutes", "num_sample_grids",
-    "solver", "sample_steps", "guidance", "tensorboard", "wandb", "mlflow", "precision", "compile"})
-DEFAULT_MINUTES = 3.0  # ~90k images on 2 CPU cores; 60k already give ~99% judge accuracy (benchmarks/recipe_search.py)
+    "solver", "sample_steps", "guidance", "guidance_method", "guidance_interval", "guidance_rescale", "tensorboard",
+    "wandb", "mlflow", "precision", "compile"})
+DEFAULT_STEPS = 2000  # optimizer steps when no budget is given: the same model on every machine, busy or idle
+# (a wall-clock default gave ~1,300 steps on a quiet 2-core CPU, 14 on a busy one). At 1,500 steps the default
+# sampler's FD was 2.65x the real floor, at 2,000 2.44x (benchmarks/RESULTS.md, "The default model")
+EARLIER_DEFAULTS = {  # keys added after runs were first saved, with the value that reproduces such a run
+    "min_snr": 0.0, "guidance_method": "cfg", "guidance_interval": (0.0, 1.0), "guidance_rescale": 0.0}
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class TrainConfig:
     num_timesteps: int = 1000
     objective: str = "v"  # with the cosine schedule, eps-prediction reached 61-78% judge accuracy where v reached 99.8%
     sigma: float = 0.5  # objective "denoise" only: the one noise level x + sigma*eps it learns to undo
+    min_snr: float = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023), γ = this; 0: plain MSE. At 2,000 steps γ = 5
+    # gave recall 0.91 at w = 1 (plain: 0.82), so guidance can buy accuracy without collapsing (benchmarks/RESULTS.md)
     cond_dropout: float = 0.1  # fraction of labels (captions) replaced by the null class (empty prompt): CFG training
     # optimisation
     batch_size: int = 64  # more updates per image seen: 99.3% vs 95.5% (batch 128) after 30k images
@@ -53,9 +60,11 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0
     ema_decay: float = 0.999  # with warm-up: min(decay, (1 + step) / (10 + step))
+    guide_at: float = 0.5  # the EMA weights at this fraction of the budget become the autoguidance guide network
+    # (of 12.5/25/37.5/50%, 50% gave the lowest FD at the same accuracy)
     precision: str = "auto"  # auto | fp32 | bf16 (autocast of the forward pass); auto: bf16 on CPUs with native bf16 (1.5x)
     compile: bool = False  # torch.compile the network for training (slow first step; CPU: 0.98x measured)
-    # budget: the first limit reached stops training; with none given, DEFAULT_MINUTES applies
+    # budget: the first limit reached stops training; with none given, DEFAULT_STEPS applies (--minutes: the user's choice)
     steps: int | None = None
     epochs: float | None = None
     minutes: float | None = None
@@ -71,7 +80,12 @@ class TrainConfig:
     # sampling defaults for this run (used by `difflab sample` and the end-of-run figure)
     solver: str = "dpm++"
     sample_steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py); 6 keeps a margin
-    guidance: float = 3.0
+    guidance: float = 2.0  # with the interval below: 99.0% judge accuracy at FD 2.4x the floor; w = 3 on every step
+    # gave 100% at 9.6x (one digit drawn ten times); benchmarks/quality.py shows the whole frontier
+    guidance_method: str = "cfg"  # cfg (classifier-free) | auto (autoguidance by the run's guide network)
+    guidance_interval: tuple[float, ...] = (0.5, 1.0)  # guide only where t/T lies in [lo, hi] (Kynkäänniemi et al.
+    # 2024): the class is chosen at high noise; guiding the low-noise half only exaggerates strokes (FD 3.4x)
+    guidance_rescale: float = 0.0  # CFG rescale φ (Lin et al. 2024); 0: off
 
     def __post_init__(self) -> None:
         _check_choice("schedule", self.schedule, SCHEDULES)
@@ -89,7 +103,7 @@ class TrainConfig:
             if value is not None and value <= 0:
                 raise UserError(f"--{name} must be positive, got {value}")
         if self.steps is None and self.epochs is None and self.minutes is None:
-            object.__setattr__(self, "minutes", DEFAULT_MINUTES)
+            object.__setattr__(self, "steps", DEFAULT_STEPS)
         for name in ("batch_size", "num_timesteps", "sample_steps", "log_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -99,6 +113,10 @@ class TrainConfig:
             raise UserError(f"--guidance must be >= 0, got {self.guidance}")
         if self.lr <= 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
+        from difflab.sampling.sampler import GUIDANCE_METHODS, parse_interval
+
+        _check_choice("guidance_method", self.guidance_method, GUIDANCE_METHODS)
+        object.__setattr__(self, "guidance_interval", parse_interval(self.guidance_interval))
         for name, (low, high) in RANGES.items():  # NaN, inf and absurd sizes: refused here, not mid-run
             _check_range(name, getattr(self, name), low, high)
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -146,8 +164,9 @@ class TrainConfig:
             raise UserError(f"{source}: {err}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> TrainConfig:
-        """Read a `.json` or `.toml` config (a run's `config.json` included)."""
+    def load(cls, path: str | Path, *, saved_run: bool = False) -> TrainConfig:
+        """Read a `.json` or `.toml` config; `saved_run`: a run's `config.json`, whose missing keys take
+        `EARLIER_DEFAULTS` (the run was trained and is sampled as it was)."""
         path = Path(path)
         try:
             text = path.read_text()
@@ -158,16 +177,18 @@ class TrainConfig:
             raise UserError(f"config file {path} is not valid {path.suffix[1:] or 'JSON'}: {err}") from None
         if not isinstance(data, dict):
             raise UserError(f"config file {path} must hold a table of keys, got {type(data).__name__}")
+        if saved_run:
+            data = {**{k: v for k, v in EARLIER_DEFAULTS.items() if k not in data}, **data}
         return cls.from_dict(data, source=str(path))
 
 
 RANGES = {  # every numeric field's accepted range, inclusive (None: no bound); checked at parse time
     "image_size": (1, 1024), "blocks_per_level": (1, 16), "dropout": (0.0, 0.99), "num_timesteps": (2, 100_000),
     "cond_dropout": (0.0, 0.99), "batch_size": (1, 65_536), "lr": (1e-12, 10.0), "weight_decay": (0.0, 10.0),
-    "warmup_steps": (0, 10**9), "min_lr_ratio": (0.0, 1.0), "grad_clip": (1e-12, 1e6), "ema_decay": (0.0, 0.999999),
+    "warmup_steps": (0, 10**9), "min_lr_ratio": (0.0, 1.0), "grad_clip": (1e-12, 1e6), "ema_decay": (0.0, 0.999999), "guide_at": (0.001, 1.0), "min_snr": (0.0, 1000.0),
     "steps": (1, 10**9), "epochs": (1e-9, 1e6), "minutes": (1e-9, 1e6), "seed": (0, 2**63 - 1),
     "log_every": (1, 10**9), "checkpoint_minutes": (0.0, 1e6), "num_sample_grids": (0, 1000),
-    "sample_steps": (1, 1000), "guidance": (0.0, 100.0), "sigma": (1e-9, 10.0),
+    "sample_steps": (1, 1000), "guidance": (0.0, 100.0), "guidance_rescale": (0.0, 1.0), "sigma": (1e-9, 10.0),
 }
 
 
@@ -200,4 +221,4 @@ def config_fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(TrainConfig))
 
 
-__all__ = ["RESUMABLE_CHANGES", "TrainConfig", "config_diff", "config_fields"]
+__all__ = ["DEFAULT_STEPS", "RESUMABLE_CHANGES", "TrainConfig", "config_diff", "config_fields"]

@@ -37,7 +37,11 @@ class DiffusionLoss:
         x0, t, noise, cond = distributed.shard(x0, t, noise, cond)  # this rank's rows of the global batch
         with self.autocast():
             prediction = self.net(q_sample(x0, t, noise, self.alphas_cumprod), t, cond)
-        return F.mse_loss(prediction.float(), target(c.objective, x0, noise, t, self.alphas_cumprod))
+        goal = target(c.objective, x0, noise, t, self.alphas_cumprod)
+        if not c.min_snr:
+            return F.mse_loss(prediction.float(), goal)
+        per_image = (prediction.float() - goal).pow(2).flatten(1).mean(1)  # (B,)
+        return (per_image * min_snr_weight(c.objective, self.alphas_cumprod[t], c.min_snr)).mean()
 
     def denoise(self, x0: torch.Tensor) -> torch.Tensor:
         """The single-step denoiser: L2 between D(x + sigma*eps) and x, one fixed sigma, t unused."""
@@ -51,4 +55,12 @@ class DiffusionLoss:
         return F.mse_loss(prediction.float(), x0)
 
 
-__all__ = ["DiffusionLoss"]
+def min_snr_weight(objective: str, alphas_cumprod: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-γ loss weights (Hang et al. 2023): the x₀ error weighted by min(SNR, γ), written for each
+    objective's own loss (‖δx₀‖² = ‖δε‖²/SNR = ‖δv‖²/(SNR+1)); the easy low-noise steps stop dominating."""
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    clipped = snr.clamp(max=gamma)
+    return {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1)}[objective]
+
+
+__all__ = ["DiffusionLoss", "min_snr_weight"]

@@ -27,6 +27,7 @@ from difflab.training.config import TrainConfig
 from difflab.training.distributed import resolve_device  # re-exported: api, distill
 from difflab.training.ema import EMA
 from difflab.training.faults import Faults
+from difflab.training.guide import GuideSnapshot
 from difflab.training.loop import Loop
 from difflab.training.losses import DiffusionLoss
 from difflab.training.metrics_log import MetricsLog
@@ -34,6 +35,7 @@ from difflab.training.progress import Progress
 from difflab.training.sample_grids import SampleGrids
 from difflab.training.step import MAX_BAD_STEPS, Step
 from difflab.training.stopping import StopRequests
+from difflab.training.threads import ThreadGovernor, meta_recorder
 from difflab.training.tracking import Tracker, open_tracker
 
 
@@ -71,8 +73,10 @@ class Trainer:
                             check_every_step=check_every_step, max_bad=MAX_BAD_STEPS,  # read now: tests patch it
                             advice=lambda: f"{self.checkpoints.last_good()}; fix: lower --lr, then --resume {self.run_dir}")
         self.faults.install(self.stepper)
+        self.threads = ThreadGovernor(self.device, record=meta_recorder(self.folder) if main else None)  # threads.py
         self.metrics = MetricsLog(self.folder, self.counters, lr=self.learning_rate, tracker=lambda: self.tracker,
-                                  extra=lambda: {"epoch": round(self.seen / len(self.data), 3)}, enabled=main)
+                                  extra=lambda: {"epoch": round(self.seen / len(self.data), 3), **self.threads.fields()},
+                                  enabled=main)
         self.grids = SampleGrids(self.folder, config, self.ema.model, self.data.class_names, self.class_prompts,
                                  progress=self.progress, counters=self.counters, tracker=lambda: self.tracker,
                                  enabled=main)
@@ -126,7 +130,10 @@ class Trainer:
         bar = Progress(self.progress, self.counters, enabled=self.show_progress)
         loop = Loop(self.train_step, self.settle, self.progress, self.counters, log_every=self.config.log_every,
                     agree_each_step=self.check_every_step or distributed.world_size() == 1,
-                    on_log=[self._log, bar], on_step=[self.grids, SaveEvery(self.config.checkpoint_minutes, self.save)],
+                    on_log=[self._log, bar], on_step=[self.grids, SaveEvery(self.config.checkpoint_minutes, self.save),
+                                                      GuideSnapshot(self.folder, self.ema.model, self.progress,
+                                                                    self.config.guide_at, enabled=distributed.is_main()),
+                                                      self.threads],
                     stop_signal=self.faults.stop_check())
         try:
             with StopRequests() as stop:
@@ -139,6 +146,7 @@ class Trainer:
         finally:
             bar.close()
             self.tracker.close()
+            self.threads.restore()
         if stopped:
             raise UserError(f"stopped by {stopped} at step {self.step}; state saved: continue with "
                             f"difflab train --resume {self.run_dir}")

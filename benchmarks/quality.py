@@ -1,0 +1,196 @@
+"""The accuracy–fidelity frontier of a run: sampler × guidance method × strength, on one fixed yardstick.
+
+    python benchmarks/quality.py RUN [--n 1000] [--json q.json] [--plot frontier.png] [--quick]
+    python benchmarks/quality.py --train [--steps N]     # trains the default model first (`difflab train`)
+
+Each row samples n class-conditional images (n/10 per class, seed 0) and measures them with
+`difflab.evaluation.quality.QualityProbe`: judge accuracy and confidence, judge-space FD against a fixed
+set of 2,000 real train images divided by the real-vs-real floor (n other real images), KID,
+precision/recall (k = 3), mean within-class diversity (real: the floor's), NFE per image and images/s.
+The run's default sampler is marked `*`; the last lines check the issue-16 targets on it
+(accuracy >= 99%, FD <= 1.5x floor, recall >= 0.8) and on the null branch (`--uncond`: confidence >= 95%).
+
+Guidance rows: `cfg` classifier-free on every step; `cfg[lo,hi]` only where t/T lies in [lo, hi]
+(Kynkäänniemi et al. 2024); `cfg+r` with CFG rescale φ = 0.7 (Lin et al. 2024); `auto` autoguidance by the
+run's guide network (an early EMA snapshot; Karras et al. 2024); `none` w = 1 (plain conditional).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from difflab.evaluation.quality import QualityProbe
+from difflab.precision import cpu_has_native_bf16
+from difflab.run import Run
+from difflab.sampling import Condition, class_labels
+
+FULL, HIGH, MID = (0.0, 1.0), (0.5, 1.0), (0.2, 0.7)
+
+
+def grid(run: Run, quick: bool) -> list[dict]:
+    """Overrides of the run's sampler, one per row: its default first, then each guidance method at a few
+    strengths on the run's solver, then more solver steps at the default guidance."""
+    rows = [{}, {"guidance": 1.0}]
+    for interval, strengths in ((FULL, (1.5, 2.0, 3.0)), (HIGH, (1.5, 2.0, 2.5, 3.0)), (MID, (2.0, 3.0, 5.0))):
+        rows += [{"guidance_method": "cfg", "guidance": w, "guidance_interval": interval, "guidance_rescale": 0.0}
+                 for w in (strengths[:2] if quick else strengths)]
+    rows += [{"guidance_method": "cfg", "guidance": 3.0, "guidance_interval": FULL, "guidance_rescale": 0.7}]
+    if run.guide is not None:
+        rows += [{"guidance_method": "auto", "guidance": w, "guidance_interval": FULL, "guidance_rescale": 0.0}
+                 for w in ((2.0,) if quick else (1.5, 2.0, 3.0))]
+    if not quick:
+        rows += [{"solver": "dpm++", "steps": 20}, {"solver": "ddim", "steps": 50}]
+    default = run.sampler()
+    unique, seen = [], set()
+    for r in rows:  # the default appears once, marked
+        key = run.sampler(**r)
+        if key not in seen:
+            seen.add(key)
+            unique.append(r)
+    return sorted(unique, key=lambda r: run.sampler(**r) != default)  # stable: the default row first
+
+
+def label(s) -> str:
+    lo, hi = s.guidance_interval
+    if s.guidance == 1.0:
+        return "none"
+    name = s.guidance_method + ("" if (lo, hi) == FULL else f"[{lo:g},{hi:g}]")
+    return name + (f"+r{s.guidance_rescale:g}" if s.guidance_rescale else "")
+
+
+def nfe(s, num_timesteps: int) -> int:
+    """Network evaluations per image: one per step, two where guidance runs (CFG: both branches; auto: the guide)."""
+    guidance = s.guidance_for(num_timesteps)
+    return sum(2 if guidance.active(torch.tensor([t])) else 1 for t in s.timesteps(num_timesteps))
+
+
+def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels) -> dict:
+    s = run.sampler(**settings)
+    started = time.perf_counter()
+    images = s.generate(run.model, run.alphas_cumprod, cond, guide=run.guide if s.guidance_method == "auto" else None)
+    seconds = time.perf_counter() - started
+    r = probe.measure(images, labels)
+    return {"solver": s.solver, "steps": s.steps, "method": label(s), "w": s.guidance, **r,
+            "nfe": nfe(s, len(run.alphas_cumprod)), "img_per_s": len(images) / seconds,
+            "default": s == run.sampler()}
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| | solver | method | w | accuracy | confidence | FD/floor | KID | precision | recall | diversity "
+            "| NFE | img/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        acc = f"{r['accuracy']:.3f}" if "accuracy" in r else "—"
+        lines.append(f"| {'*' if r['default'] else ''} | {r['solver']} {r['steps']} | {r['method']} | {r['w']:g} | {acc} "
+                     f"| {r['confidence']:.3f} | {r['fd_ratio']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} "
+                     f"| {r['recall']:.3f} | {r['diversity']:.2f} | {r['nfe']} | {r['img_per_s']:.0f} |")
+    r = rows[0]
+    lines.append(f"\nreal floor (n={r['n']} other real images vs the {r['n_reference']}-image reference): FD {r['fd_floor']:.3f}, "
+                 f"precision {r['precision_floor']:.3f}, recall {r['recall_floor']:.3f}, diversity {r['diversity_floor']:.2f}, "
+                 f"confidence {r['confidence_floor']:.3f}")
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict], uncond: dict | None) -> list[str]:
+    out = []
+    for r in rows:
+        if r["default"]:
+            ok = r["accuracy"] >= 0.99 and r["fd_ratio"] <= 1.5 and r["recall"] >= 0.8
+            out.append(f"default sampler ({r['method']} w={r['w']:g}): accuracy {r['accuracy']:.3f} (>= 0.99), "
+                       f"FD/floor {r['fd_ratio']:.2f} (<= 1.5), recall {r['recall']:.3f} (>= 0.8): "
+                       f"{'MET' if ok else 'NOT MET'}")
+    if uncond is not None:
+        out.append(f"null branch ({uncond['method']} w={uncond['w']:g}): confidence {uncond['confidence']:.3f} (>= 0.95): "
+                   f"{'MET' if uncond['confidence'] >= 0.95 else 'NOT MET'}; FD/floor {uncond['fd_ratio']:.2f}")
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    methods = sorted({r["method"] for r in rows})
+    for m in methods:
+        pts = sorted((r for r in rows if r["method"] == m and (r["solver"], r["steps"]) == (rows[0]["solver"], rows[0]["steps"])),
+                     key=lambda r: r["w"])
+        ax.plot([r["fd_ratio"] for r in pts], [r["accuracy"] for r in pts], "o-", label=m, ms=4)
+        for r in pts:
+            ax.annotate(f"{r['w']:g}", (r["fd_ratio"], r["accuracy"]), fontsize=7, xytext=(3, 2), textcoords="offset points")
+    d = next((r for r in rows if r["default"]), None)
+    if d:
+        ax.plot([d["fd_ratio"]], [d["accuracy"]], "k*", ms=14, label="default")
+    ax.axvline(1.5, color="grey", ls=":", lw=1)
+    ax.axhline(0.99, color="grey", ls=":", lw=1)
+    ax.set_xlabel("FD / real floor (lower: closer to the data)")
+    ax.set_ylabel("judge accuracy")
+    ax.set_title("accuracy–fidelity frontier (labels: guidance w)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def train_default(steps: int | None) -> Path:
+    out = Path(tempfile.mkdtemp()) / "run"
+    cmd = ["difflab", "train", "--out", str(out), "--no-progress"] + (["--steps", str(steps)] if steps else [])
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", nargs="?")
+    p.add_argument("--train", action="store_true", help="train the default model first (`difflab train`)")
+    p.add_argument("--steps", type=int, help="with --train: the step budget (default: difflab's)")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="fewer rows")
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    args = p.parse_args()
+    if not args.run and not args.train:
+        p.error("give a RUN folder or --train")
+    run = Run.load(train_default(args.steps) if args.train else args.run)
+    probe = QualityProbe(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
+    labels = class_labels(run.num_classes, args.n // run.num_classes)
+    cond = Condition.classes(labels, run.num_classes)
+    rows = []
+    for settings in grid(run, args.quick):
+        rows.append(measure(run, probe, settings, cond, labels))
+        print(f"  {rows[-1]['method']:>14} w={rows[-1]['w']:<4g} acc {rows[-1]['accuracy']:.3f} "
+              f"FD/floor {rows[-1]['fd_ratio']:.2f} recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
+    null = Condition(torch.full((args.n,), run.num_classes), run.num_classes)  # the null class: unconditional samples
+    uncond = measure(run, probe, {"guidance": 1.0}, null, None)
+    uncond["method"] = "null branch"
+    auto_null = None
+    if run.guide is not None:
+        auto_null = measure(run, probe, {"guidance_method": "auto", "guidance": 2.0, "guidance_interval": FULL}, null, None)
+        auto_null["method"] = "null branch, auto"
+    last = (run.folder.read_metrics() or [{}])[-1]
+    print(f"run {run.path}: {last.get('step', '?')} steps; n = {args.n}; this CPU "
+          f"{'has' if cpu_has_native_bf16() else 'lacks'} native bf16")
+    print(table(rows))
+    for u in (uncond, auto_null):
+        if u is not None:
+            print(f"{u['method']}: confidence {u['confidence']:.3f}, FD/floor {u['fd_ratio']:.2f}, recall {u['recall']:.3f}")
+    best_null = max((u for u in (uncond, auto_null) if u), key=lambda u: u["confidence"])
+    print("\n".join(targets(rows, best_null)))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "null": [uncond, auto_null]}, indent=1, default=str))
+    if args.plot:
+        plot(rows, Path(args.plot))
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
