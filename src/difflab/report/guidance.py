@@ -95,7 +95,7 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
     rows = [measure_strength(run, probe, labels, w, seed=seed, default=sampler.guidance) for w in ws]
     result = {"title": "Guidance sweep", "method": sampler.guidance_method,
               "interval": list(sampler.guidance_interval), "rescale": sampler.guidance_rescale,
-              "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class,
+              "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class, "n": len(labels),
               "default": sampler.guidance, "lowest_fd_at_target": lowest_fd_at_target(rows),
               "accuracy_target": ACCURACY_TARGET, "rows": rows, "seconds": time.monotonic() - started}
     result = rounded(result)
