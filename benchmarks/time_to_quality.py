@@ -18,7 +18,7 @@ training, snapshots are evaluated by bisection (accuracy is close to monotone) t
 reaching each threshold, plus the final one, so evaluation stays off the clock and costs ~log2(k)
 evaluations per threshold. Sample grids and periodic checkpoints are off for `ours`/`diffusers` (the
 same for both); `cli` keeps every default. The LR decays over the budget (cosine), so time to
-quality depends on `--minutes`; `cli` shows the default 3-minute schedule.
+quality depends on `--minutes`; `cli` shows the default schedule (`DEFAULT_STEPS` optimizer steps).
 """
 
 from __future__ import annotations
