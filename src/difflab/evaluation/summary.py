@@ -8,9 +8,10 @@ def suite_lines(r: dict, *, width: int = 100) -> list[str]:
     lines = [f"{r['name']}: {r['n']} images vs {r['dataset']}  (judge on real held-out images: "
              f"{100 * r['judge_real_accuracy']:.1f}%)"]
     if r["labelled"]:
-        per = "  ".join(f"{k}:{100 * v:.0f}" for k, v in r["per_class_accuracy"].items())
+        per = " ".join(f"{k}:{100 * v:.0f}" for k, v in r["per_class_accuracy"].items())
         lines.append(f"  judge accuracy   {100 * r['accuracy']:6.1f}%   mean confidence {100 * r['mean_confidence']:.1f}%")
-        lines.append(f"  per class (%)    {per}"[:width])
+        row = f"  per class (%)    {per}"
+        lines.append(row if len(row) <= width else row[:width - 1].rsplit(" ", 1)[0] + " …")  # never half an entry
     lines += _distribution_lines(r["distribution"], r["memorisation"])
     if "idk" in r:
         lines += _coverage_lines(r["idk"]["accuracy_at_coverage"])
