@@ -5,7 +5,8 @@
 ε̂ = ε_g + w_auto (ε_c − ε_g) + (w_cfg − 1)(ε_c − ε_u) where t/T lies in [lo, hi], ε_g being the run's guide
 network (guide.safetensors) under the same class and ε_u the null branch; w_auto = 1 drops autoguidance,
 w_cfg = 1 drops CFG. 1,000 samples (100 per class, seed 0, DPM-Solver++ at the run's steps), measured
-by `QualityProbe` like benchmarks/quality.py. Not a `Sampler` method yet: this script is the evidence.
+by `QualityProbe` like benchmarks/quality.py. `Sampler(guidance=w_cfg, guidance_interval=(lo, hi),
+autoguidance=w_auto)` (`--autoguidance`) samples the same way; this script was the evidence for adding it.
 """
 
 from __future__ import annotations

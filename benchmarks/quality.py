@@ -46,6 +46,8 @@ def grid(run: Run, quick: bool) -> list[dict]:
     if run.guide is not None:
         rows += [{"guidance_method": "auto", "guidance": w, "guidance_interval": FULL, "guidance_rescale": 0.0}
                  for w in ((2.0,) if quick else (1.5, 2.0, 3.0))]
+        rows += [{"guidance_method": "cfg", "guidance": 1.6, "guidance_interval": HIGH, "guidance_rescale": 0.0,
+                  "autoguidance": 3.0}]  # both together (benchmarks/guidance_combo.py)
     if not quick:
         rows += [{"solver": "dpm++", "steps": 20}, {"solver": "ddim", "steps": 50}]
     default = run.sampler()
@@ -63,19 +65,21 @@ def label(s) -> str:
     if s.guidance == 1.0:
         return "none"
     name = s.guidance_method + ("" if (lo, hi) == FULL else f"[{lo:g},{hi:g}]")
-    return name + (f"+r{s.guidance_rescale:g}" if s.guidance_rescale else "")
+    name += f"+r{s.guidance_rescale:g}" if s.guidance_rescale else ""
+    return name + (f"+auto{s.autoguidance:g}" if s.autoguidance != 1 else "")
 
 
 def nfe(s, num_timesteps: int) -> int:
     """Network evaluations per image: one per step, two where guidance runs (CFG: both branches; auto: the guide)."""
     guidance = s.guidance_for(num_timesteps)
-    return sum(2 if guidance.active(torch.tensor([t])) else 1 for t in s.timesteps(num_timesteps))
+    extra = 1 if s.autoguidance != 1 else 0  # the guide, on every step
+    return sum((2 if guidance.active(torch.tensor([t])) else 1) + extra for t in s.timesteps(num_timesteps))
 
 
 def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels) -> dict:
     s = run.sampler(**settings)
     started = time.perf_counter()
-    images = s.generate(run.model, run.alphas_cumprod, cond, guide=run.guide if s.guidance_method == "auto" else None)
+    images = s.generate(run.model, run.alphas_cumprod, cond, guide=run.guide if s.needs_guide else None)
     seconds = time.perf_counter() - started
     r = probe.measure(images, labels)
     return {"solver": s.solver, "steps": s.steps, "method": label(s), "w": s.guidance, **r,

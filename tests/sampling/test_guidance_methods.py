@@ -124,3 +124,45 @@ def test_interval_from_text_and_on_the_schedule():
     assert sampler.guidance_for(1000).interval == (200, 699)
     assert Sampler(guidance_interval=(0.0, 1.0)).guidance_for(1000).interval is None  # every step: no test per step
     assert Sampler().guidance_for(1000).interval == (500, 999)  # the default: the noisier half
+
+
+def test_autoguidance_on_top_of_interval_cfg_is_the_sum_of_both_pulls():
+    """ε_c + (w_cfg − 1)(ε_c − ε_u) inside the interval, + (w_auto − 1)(ε_c − ε_g) on every step."""
+    strong_value, null_value, guide_value = 2.0, -1.0, 0.5
+
+    def estimate(x, t, c):
+        return torch.where((c == 10).view(-1, 1, 1, 1), null_value, strong_value) * torch.ones_like(x)
+
+    def guide(x, t, c):
+        return torch.full_like(x, guide_value)
+
+    cond, null = torch.tensor([3]), torch.tensor([10])
+    g = Guidance(1.6, interval=(500, 999), autoguidance=3.0)
+    estimate_fn = guided_estimate(estimate, cond, null, g, guide=guide)
+    inside = estimate_fn(torch.zeros(1, 1, 2, 2), torch.full((1,), 700))
+    outside = estimate_fn(torch.zeros(1, 1, 2, 2), torch.full((1,), 100))
+    auto_pull = 2.0 * (strong_value - guide_value)
+    assert torch.allclose(inside, torch.full_like(inside, strong_value + 0.6 * (strong_value - null_value) + auto_pull))
+    assert torch.allclose(outside, torch.full_like(outside, strong_value + auto_pull))
+    with pytest.raises(UserError, match="--autoguidance needs the run's guide network"):
+        guided_estimate(estimate, cond, null, g)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"autoguidance": 0.5}, r"--autoguidance must be a number in \[1, 100\]"),
+    ({"autoguidance": float("nan")}, "--autoguidance must be"),
+    ({"autoguidance": 2.0, "guidance_method": "auto"}, "--autoguidance adds autoguidance to CFG")])
+def test_bad_autoguidance_is_refused_with_one_line(changes, match):
+    with pytest.raises(UserError, match=match):
+        Sampler(**changes)
+
+
+def test_autoguidance_on_top_of_cfg_through_a_run(tiny_run):
+    """A run trained by this difflab has its guide; without one the sampler says how to fix it."""
+    assert tiny_run.guide is not None
+    both = tiny_run.sample([1, 2], steps=2, autoguidance=2.0)
+    assert both.shape == (2, *tiny_run.spec.image_shape) and torch.isfinite(both).all()
+    assert not torch.equal(both, tiny_run.sample([1, 2], steps=2))
+    with pytest.raises(UserError, match="autoguidance needs the run's guide network.*--autoguidance 1"):
+        tiny_run.sampler(steps=2, autoguidance=2.0).generate(tiny_run.model, tiny_run.alphas_cumprod,
+                                                             Condition.classes([1, 2], 10))

@@ -86,6 +86,8 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance-interval", metavar="LO,HI",
                         help="guide only where t/T lies in [LO, HI], e.g. 0.2,0.7 (the run's default)")
     parser.add_argument("--guidance-rescale", type=number(float), help="CFG rescale φ in [0, 1] (the run's default)")
+    parser.add_argument("--autoguidance", type=number(float), metavar="W",
+                        help="add autoguidance by the run's guide network to CFG, strength W >= 1 (1: off)")
     parser.add_argument("--eta", type=number(float), default=0.0, help="DDIM noise (0: deterministic)")
     parser.add_argument("--seed", type=number(int), default=0)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -103,4 +105,4 @@ def sampler_settings(args: argparse.Namespace) -> dict:
         raise UserError(f"--eta must be >= 0, got {args.eta}")
     return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta, precision=args.precision,
                 guidance_method=args.guidance_method, guidance_interval=args.guidance_interval,
-                guidance_rescale=args.guidance_rescale)
+                guidance_rescale=args.guidance_rescale, autoguidance=args.autoguidance)

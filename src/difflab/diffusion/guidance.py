@@ -63,6 +63,7 @@ class Guidance:
     method: str = "cfg"
     interval: tuple[int, int] | None = None  # timesteps, inclusive; None: every step
     rescale: float = 0.0
+    autoguidance: float = 1.0  # with method "cfg": + (this − 1)(ε_c − ε_g) on every step, ε_g the guide's; 1: off
 
     def active(self, t: torch.Tensor) -> bool:
         if self.scale == 1.0:
@@ -100,17 +101,24 @@ def guided_estimate(estimate: ConditionalEstimate, cond: torch.Tensor | None, nu
             return guidance.combine(strong, guide(x, t, cond)) if guidance.active(t) else strong
 
         return auto
-    if cond is None:
+    extra = guidance.autoguidance != 1.0
+    if extra and guide is None:
+        raise UserError("--autoguidance needs the run's guide network; fix: --autoguidance 1")
+    if cond is None and not extra:
         return lambda x, t: estimate(x, t, None)
-    if guidance.scale == 0.0 and guidance.interval is None:
+    if guidance.scale == 0.0 and guidance.interval is None and not extra:
         return lambda x, t: estimate(x, t, null)
 
     def cfg(x, t):
-        if not guidance.active(t):
-            return estimate(x, t, cond)
-        both = estimate(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))  # (2B, C, H, W)
-        strong, weak = both.chunk(2)
-        return guidance.combine(strong, weak)
+        if cond is None or not guidance.active(t):
+            strong = guided = estimate(x, t, cond)
+        else:
+            both = estimate(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))  # (2B, C, H, W)
+            strong, weak = both.chunk(2)
+            guided = guidance.combine(strong, weak)
+        if extra:  # autoguidance on top (Karras et al. 2024): away from the weaker network, same condition
+            guided = guided + (guidance.autoguidance - 1) * (strong - guide(x, t, cond))
+        return guided
 
     return cfg
 

@@ -54,7 +54,7 @@ class Editor:
             if not self.run.num_classes:
                 raise UserError("this run is unconditional; fix: drop the class label")
             cond = self.run.condition(labels=torch.full((n,), label, dtype=torch.long))
-        guide = self.run.guide if self.sampler.guidance_method == "auto" else None
+        guide = self.run.guide if self.sampler.needs_guide else None
         return self.sampler.noise_estimate(self.run.model, self.alphas_cumprod, cond, device=self.device, guide=guide)
 
     def solver(self):

@@ -123,7 +123,7 @@ class Run:
         self.check_samplable()
         sampler = self.sampler(seed=seed, **settings)
         return sampler.generate(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n), callback=callback,
-                                guide=self.guide if sampler.guidance_method == "auto" else None)
+                                guide=self.guide if sampler.needs_guide else None)
 
     def sample_chunks(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, chunk_size: int = 500,
                       callback=None, **settings) -> Iterator[tuple[Condition, torch.Tensor]]:
@@ -133,4 +133,4 @@ class Run:
         sampler = self.sampler(seed=seed, **settings)
         return sampler.chunks(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n),
                               batch_size=chunk_size, callback=callback,
-                              guide=self.guide if sampler.guidance_method == "auto" else None)
+                              guide=self.guide if sampler.needs_guide else None)

@@ -39,6 +39,7 @@ class Sampler:
     guidance_method: str = "cfg"  # cfg: the null branch is the weak one; auto: the run's guide network is
     guidance_interval: tuple[float, float] = (0.5, 1.0)  # guide only where t/T lies in [lo, hi]; TrainConfig's default
     guidance_rescale: float = 0.0  # φ of CFG rescale (Lin et al. 2024); 0: off
+    autoguidance: float = 1.0  # cfg only: + (w_auto − 1)(ε_c − ε_guide) on every step; 1: off (benchmarks/guidance_combo.py)
     eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM-like
     precision: str = "auto"  # fp32 | bf16 (network under autocast) | auto: bf16 on CPUs with native bf16
     seed: int = 0
@@ -55,6 +56,10 @@ class Sampler:
         if self.guidance_method not in GUIDANCE_METHODS:
             raise UserError(f"unknown guidance method {self.guidance_method!r}; use one of {', '.join(GUIDANCE_METHODS)}")
         object.__setattr__(self, "guidance_interval", parse_interval(self.guidance_interval))
+        if not _number(self.autoguidance) or not 1 <= self.autoguidance <= 100:
+            raise UserError(f"--autoguidance must be a number in [1, 100] (1: off), got {self.autoguidance}")
+        if self.autoguidance != 1 and self.guidance_method != "cfg":
+            raise UserError("--autoguidance adds autoguidance to CFG; with --guidance-method auto use --guidance")
         if not _number(self.guidance_rescale) or not 0 <= self.guidance_rescale <= 1:
             raise UserError(f"--guidance-rescale must be a number in [0, 1], got {self.guidance_rescale}")
         if not math.isfinite(self.eta) or not 0 <= self.eta <= 1:
@@ -77,7 +82,12 @@ class Sampler:
         """This sampler's guidance on a schedule of `num_timesteps` (the interval turned into timesteps)."""
         lo, hi = self.guidance_interval
         interval = None if (lo, hi) == (0.0, 1.0) else (round(lo * (num_timesteps - 1)), round(hi * (num_timesteps - 1)))
-        return Guidance(self.guidance, self.guidance_method, interval, self.guidance_rescale)
+        return Guidance(self.guidance, self.guidance_method, interval, self.guidance_rescale, self.autoguidance)
+
+    @property
+    def needs_guide(self) -> bool:
+        """Whether sampling runs the run's guide network (autoguidance, alone or on top of CFG)."""
+        return (self.guidance_method == "auto" and self.guidance != 1.0) or self.autoguidance != 1.0
 
     def make_solver(self, alphas_cumprod: torch.Tensor) -> Solver:
         """A fresh solver (multistep solvers keep state between steps)."""
@@ -103,8 +113,9 @@ class Sampler:
     def guided(self, estimate: ConditionalEstimate, num_classes: int, num_timesteps: int = 1000) -> ConditionalEstimate:
         """ε̂(x, t, cond) with classifier-free guidance at this sampler's settings, the null branch taken
         from each batch's own `cond` (distillation's teacher sees a new batch of conditions each call)."""
-        if self.guidance_method == "auto":
-            raise UserError("distillation's teacher uses classifier-free guidance; fix: --guidance-method cfg")
+        if self.needs_guide:
+            raise UserError("distillation's teacher uses classifier-free guidance; fix: --guidance-method cfg "
+                            "--autoguidance 1")
         guidance = self.guidance_for(num_timesteps)
 
         def guided(x, t, cond):
@@ -119,10 +130,10 @@ class Sampler:
         estimate = self.model_estimate(model, alphas_cumprod)
         guidance = self.guidance_for(len(alphas_cumprod))
         weak = None
-        if self.guidance_method == "auto" and guidance.scale != 1.0:
+        if self.needs_guide:
             if guide is None:
-                raise UserError("--guidance-method auto needs the run's guide network (guide.safetensors, saved by "
-                                "training); fix: retrain with this difflab, or use --guidance-method cfg")
+                raise UserError("autoguidance needs the run's guide network (guide.safetensors, saved by training); "
+                                "fix: retrain with this difflab, or use --guidance-method cfg --autoguidance 1")
             weak = self.model_estimate(guide, alphas_cumprod)
         device = device or next(model.parameters()).device
         values = None if cond is None or cond.values is None else cond.values.to(device)
