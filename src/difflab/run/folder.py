@@ -234,15 +234,19 @@ class RunFolder:
                 else:
                     leftover.unlink(missing_ok=True)
 
+    def read_state_info(self) -> dict:
+        """The snapshot's counters and bookkeeping (`state/trainer.json`: step, seen, elapsed, ...), no tensors."""
+        return files.read_json(self.state_dir / STATE_INFO)
+
     def read_state(self, *, recover: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
         """The newest complete snapshot; cleans temp leftovers of an interrupted write (unless `recover=False`:
         a reader that is not the writer, e.g. a rank other than 0, must not delete the writer's temp files)."""
         if recover:
             self.recover_state()
         state = self.state_dir
-        if not (state / STATE_INFO).is_file():
+        if not self.has_state():
             raise UserError(f"{self.path} has no resumable state ({STATE_DIR}/{STATE_INFO}); fix: start a new run")
-        info = files.read_json(state / STATE_INFO)
+        info = self.read_state_info()
         missing = [f"{name}.safetensors" for name in STATE_FILES if not (state / f"{name}.safetensors").is_file()]
         if missing:
             raise UserError(f"{state} is incomplete (missing {', '.join(missing)}); fix: start a new run")

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from difflab.errors import UserError
-from difflab.run import files
-from difflab.run.folder import STATE_INFO, RunFolder
+from difflab.run.folder import RunFolder
 from difflab.training.config import DEFAULT_STEPS
 
 MIN_USEFUL_STEPS = 500  # the default model's EMA at 250 steps: 66% judge accuracy, FD 26x the floor; at 500: 92%,
@@ -52,7 +51,7 @@ def training_facts(folder: RunFolder) -> TrainingFacts | None:
     if folder.read_distill() is not None or not folder.has_state():
         return None
     try:
-        info = files.read_json(folder.state_dir / STATE_INFO)
+        info = folder.read_state_info()
         steps, images, elapsed = int(info["step"]), int(info["seen"]), float(info["elapsed"])
     except (KeyError, TypeError, ValueError, UserError):  # damaged, or of an older difflab: no facts, no failure
         return None
