@@ -1,7 +1,7 @@
 """Dataset names → loaders. `load_dataset("mnist5k")` is the one entry point.
 
 Every source returns an `ImageDataset` for a split: "train" or "test". Sources without official
-splits (mnist5k, image folders) are split per class with a fixed seed (10% held out), so the judge
+splits (mnist5k, emoji, image folders) are split per class with a fixed seed (10% held out), so the judge
 and the memorisation metrics always have images the diffusion model never saw.
 """
 
@@ -15,7 +15,7 @@ from difflab.errors import UserError
 SPLITS = ("train", "test")
 HELD_OUT_FRACTION = 0.1  # of sources without an official test split
 IDX_SOURCES = ("mnist", "fashion-mnist", "kmnist", "emnist-digits", "emnist-letters")
-NAMES = ("mnist5k", *IDX_SOURCES, "cifar10", "folder:PATH")
+NAMES = ("mnist5k", *IDX_SOURCES, "cifar10", "emoji[:subgroup][:N]", "folder:PATH")
 
 
 def load_dataset(
@@ -26,7 +26,10 @@ def load_dataset(
     download: bool = True,
     image_size: int | None = None,
 ) -> ImageDataset:
-    """Load `spec` ("mnist5k", "mnist", "fashion-mnist", "kmnist", "cifar10", "folder:PATH")."""
+    """Load `spec` ("mnist5k", "mnist", "fashion-mnist", "kmnist", "cifar10", "emoji", "folder:PATH").
+
+    "emoji" (data/emoji.py) is rendered from Debian's emoji font: 32 px unless `image_size` says otherwise;
+    "emoji:subgroup" labels by subgroup, "emoji:N" keeps at most N emoji per class."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if spec == "mnist5k":
@@ -41,6 +44,10 @@ def load_dataset(
         from difflab.data.cifar import load_cifar10
 
         return load_cifar10(split=split, data_dir=data_dir, download=download)
+    if spec == "emoji" or spec.startswith("emoji:"):
+        from difflab.data.emoji import load_emoji_spec
+
+        return _held_out_split(load_emoji_spec(spec, image_size=image_size), split)
     if spec.startswith("folder:"):
         from difflab.data.folder import load_image_folder
 
