@@ -38,16 +38,17 @@ FULL, HIGH, MID = (0.0, 1.0), (0.5, 1.0), (0.2, 0.7)
 def grid(run: Run, quick: bool) -> list[dict]:
     """Overrides of the run's sampler, one per row: its default first, then each guidance method at a few
     strengths on the run's solver, then more solver steps at the default guidance."""
-    rows = [{}, {"guidance": 1.0}]
+    cfg = {"guidance_method": "cfg", "guidance_rescale": 0.0, "autoguidance": 1.0}  # CFG alone
+    rows = [{}, {**cfg, "guidance": 1.0}]
     for interval, strengths in ((FULL, (1.5, 2.0, 3.0)), (HIGH, (1.5, 2.0, 2.5, 3.0)), (MID, (2.0, 3.0, 5.0))):
-        rows += [{"guidance_method": "cfg", "guidance": w, "guidance_interval": interval, "guidance_rescale": 0.0}
-                 for w in (strengths[:2] if quick else strengths)]
-    rows += [{"guidance_method": "cfg", "guidance": 3.0, "guidance_interval": FULL, "guidance_rescale": 0.7}]
+        rows += [{**cfg, "guidance": w, "guidance_interval": interval} for w in (strengths[:2] if quick else strengths)]
+    rows += [{**cfg, "guidance": 3.0, "guidance_interval": FULL, "guidance_rescale": 0.7}]
     if run.guide is not None:
-        rows += [{"guidance_method": "auto", "guidance": w, "guidance_interval": FULL, "guidance_rescale": 0.0}
+        rows += [{**cfg, "guidance_method": "auto", "guidance": w, "guidance_interval": FULL}
                  for w in ((2.0,) if quick else (1.5, 2.0, 3.0))]
-        rows += [{"guidance_method": "cfg", "guidance": 1.6, "guidance_interval": HIGH, "guidance_rescale": 0.0,
-                  "autoguidance": 3.0}]  # both together (benchmarks/guidance_combo.py)
+        both = ((1.6, 3.0),) if quick else ((1.4, 3.0), (1.6, 2.0), (1.6, 3.0), (2.0, 3.0))
+        rows += [{**cfg, "guidance": w, "guidance_interval": HIGH, "autoguidance": a}  # CFG + autoguidance on top
+                 for w, a in both]
     if not quick:
         rows += [{"solver": "dpm++", "steps": 20}, {"solver": "ddim", "steps": 50}]
     default = run.sampler()
@@ -61,12 +62,12 @@ def grid(run: Run, quick: bool) -> list[dict]:
 
 
 def label(s) -> str:
+    """"cfg[0.5,1]+auto3": the method and its interval, CFG rescale, autoguidance on top; "none" for neither."""
     lo, hi = s.guidance_interval
-    if s.guidance == 1.0:
-        return "none"
-    name = s.guidance_method + ("" if (lo, hi) == FULL else f"[{lo:g},{hi:g}]")
-    name += f"+r{s.guidance_rescale:g}" if s.guidance_rescale else ""
-    return name + (f"+auto{s.autoguidance:g}" if s.autoguidance != 1 else "")
+    name = "" if s.guidance == 1.0 else s.guidance_method + ("" if (lo, hi) == FULL else f"[{lo:g},{hi:g}]")
+    name += f"+r{s.guidance_rescale:g}" if s.guidance_rescale and s.guidance != 1.0 else ""
+    name += f"+auto{s.autoguidance:g}" if s.autoguidance != 1 else ""
+    return name.lstrip("+") or "none"
 
 
 def nfe(s, num_timesteps: int) -> int:
@@ -174,7 +175,7 @@ def main() -> None:
         print(f"  {rows[-1]['method']:>14} w={rows[-1]['w']:<4g} acc {rows[-1]['accuracy']:.3f} "
               f"FD/floor {rows[-1]['fd_ratio']:.2f} recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
     null = Condition(torch.full((args.n,), run.num_classes), run.num_classes)  # the null class: unconditional samples
-    uncond = measure(run, probe, {"guidance": 1.0}, null, None)
+    uncond = measure(run, probe, {"guidance": 1.0, "autoguidance": 1.0}, null, None)
     uncond["method"] = "null branch"
     auto_null = None
     if run.guide is not None:

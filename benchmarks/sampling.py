@@ -49,7 +49,8 @@ def unipc_sample(run: Run, labels: torch.Tensor, steps: int, guidance: float, *,
     generator, chunks = sampler.generator(), []
     for cond in labels.split(batch_size):
         x = torch.randn((len(cond), *shape), generator=generator).to(device)  # (B, C, H, W)
-        eps_fn = sampler.noise_estimate(model, run.alphas_cumprod, run.condition(labels=cond))
+        eps_fn = sampler.noise_estimate(model, run.alphas_cumprod, run.condition(labels=cond),
+                                        guide=run.guide if sampler.needs_guide else None)
         scheduler.set_timesteps(steps, device=device)  # also resets the multistep history
         for t in scheduler.timesteps:
             x = scheduler.step(eps_fn(x, torch.full((len(cond),), int(t), device=device)), t, x).prev_sample

@@ -126,7 +126,8 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
     images = run.sample(labels, seed=seed, **settings)
     result = judge_samples(judge, images, labels)
     s = run.sampler(seed=seed, **settings)
-    result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, seed=seed,
+    result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, guidance_method=s.guidance_method,
+                  guidance_interval=list(s.guidance_interval), autoguidance=s.autoguidance, seed=seed,
                   sampling_seconds=round(time.monotonic() - started, 2))
     name = name or f"{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(labels)}-seed{seed}"
     run.folder.write_eval(name, result)

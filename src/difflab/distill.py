@@ -74,7 +74,8 @@ def _distill_rounds(teacher_run: Run, config: DistillConfig, out: Path, data, pr
     generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     null = teacher_run.num_classes if teacher_run.num_classes else None
-    teacher = guided_estimate(teacher_run.model, abar, c.guidance, null)
+    guided = teacher_run.sampler(solver="ddim", precision="fp32")  # the run's own guidance: interval, autoguidance
+    teacher = guided_estimate(teacher_run.model, abar, guided, null, guide=teacher_run.guide)
     student, rounds, folder = frozen_copy(teacher_run.model), [], RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.write_metrics([])  # rows of an earlier, interrupted distillation into `out` go
@@ -84,7 +85,8 @@ def _distill_rounds(teacher_run: Run, config: DistillConfig, out: Path, data, pr
                             step_offset=sum(r["iterations"] for r in rounds), show_progress=progress,
                             label=f"round {number}/{len(config.rounds)}: {2 * steps} -> {steps} steps")
         rounds.append({"round": number, "teacher_steps": 2 * steps, "student_steps": steps,
-                       "teacher_guidance": c.guidance if number == 1 else 1.0, **summary})
+                       "teacher_guidance": c.guidance if number == 1 else 1.0,
+                       "teacher_autoguidance": guided.autoguidance if number == 1 else 1.0, **summary})
         _write_student(teacher_run, student, out, config, steps, rounds)
         teacher = guided_estimate(frozen_copy(student), abar, 1.0, null)
     return student
@@ -104,10 +106,13 @@ def _write_student(teacher_run: Run, student: torch.nn.Module, out: Path, config
     T = teacher_run.config.num_timesteps
     info = {"method": "progressive distillation (Salimans & Ho 2022)", "teacher": str(teacher_run.path.resolve()),
             "teacher_solver": "ddim", "teacher_steps": config.teacher_steps, "teacher_guidance": teacher_run.config.guidance,
+            "teacher_guidance_interval": list(teacher_run.config.guidance_interval),
+            "teacher_autoguidance": rounds[0].get("teacher_autoguidance", 1.0) if rounds else 1.0,
             "student_steps": steps, "timesteps": nested_grids(T, steps)[0], "rounds": rounds,
             "settings": dataclasses.asdict(config)}
     folder.write_distill(info)
-    folder.write_config(teacher_run.config.replace(solver="ddim", sample_steps=steps, guidance=1.0))
+    folder.write_config(teacher_run.config.replace(solver="ddim", sample_steps=steps, guidance=1.0,
+                                                          autoguidance=1.0))  # guidance baked into the weights
 
 
 __all__ = ["default_out", "default_teacher_steps", "distill"]

@@ -166,3 +166,20 @@ def test_autoguidance_on_top_of_cfg_through_a_run(tiny_run):
     with pytest.raises(UserError, match="autoguidance needs the run's guide network.*--autoguidance 1"):
         tiny_run.sampler(steps=2, autoguidance=2.0).generate(tiny_run.model, tiny_run.alphas_cumprod,
                                                              Condition.classes([1, 2], 10))
+
+
+def test_a_runs_default_sampler_carries_its_autoguidance_and_falls_back_without_a_guide(tiny_run, tmp_path):
+    """config.json's autoguidance reaches `Run.sampler`; autoguidance alone (method auto) takes its strength
+    from --guidance; a run without guide.safetensors samples with CFG only instead of failing."""
+    import shutil
+
+    import difflab
+
+    assert tiny_run.sampler().autoguidance == tiny_run.config.autoguidance
+    assert tiny_run.sampler(guidance_method="auto").autoguidance == 1.0
+    assert tiny_run.sampler(autoguidance=1.5).autoguidance == 1.5
+    copy = shutil.copytree(tiny_run.path, tmp_path / "no-guide")
+    (copy / "guide.safetensors").unlink()
+    old = difflab.load_run(copy)
+    assert old.guide is None and old.sampler().autoguidance == 1.0
+    assert torch.isfinite(old.sample([1, 2], steps=2)).all()

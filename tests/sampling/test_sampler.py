@@ -16,8 +16,8 @@ def _args(run, labels):
 def test_chunks_concatenate_to_generate_bit_for_bit(tiny_run):
     labels = class_labels(10, 2)[:13]
     sampler = tiny_run.sampler(steps=3, seed=4)
-    whole = sampler.generate(*_args(tiny_run, labels), batch_size=5)
-    chunks = list(sampler.chunks(*_args(tiny_run, labels), batch_size=5))
+    whole = sampler.generate(*_args(tiny_run, labels), batch_size=5, guide=tiny_run.guide)
+    chunks = list(sampler.chunks(*_args(tiny_run, labels), batch_size=5, guide=tiny_run.guide))
     assert [len(images) for _, images in chunks] == [5, 5, 3]
     assert torch.equal(torch.cat([images for _, images in chunks]), whole)
     assert torch.equal(torch.cat([cond.values for cond, _ in chunks]), labels)
@@ -32,7 +32,7 @@ def test_run_sample_chunks_match_run_sample(tiny_run):
 
 def test_iterator_is_lazy_and_holds_at_most_one_chunk(tiny_run):
     seen = []  # (chunk start, batch size) of every solver step
-    chunks = tiny_run.sampler(steps=2).chunks(*_args(tiny_run, class_labels(10, 1)), batch_size=4,
+    chunks = tiny_run.sampler(steps=2).chunks(*_args(tiny_run, class_labels(10, 1)), batch_size=4, guide=tiny_run.guide,
                                               callback=lambda start, step: seen.append((start, step.x.shape[0])))
     assert seen == []  # nothing computed before the first chunk is asked for
     _, first = next(chunks)
@@ -63,9 +63,10 @@ def test_a_sampler_refuses_bad_settings_with_one_line(field, value, match):
 
 def test_same_seed_same_images_whatever_the_chunk_size(tiny_run):
     labels = class_labels(10, 1)
-    a = tiny_run.sampler(steps=2, seed=9).generate(*_args(tiny_run, labels), batch_size=3)
-    b = tiny_run.sampler(steps=2, seed=9).generate(*_args(tiny_run, labels), batch_size=10)
-    c = tiny_run.sampler(steps=2, seed=8).generate(*_args(tiny_run, labels), batch_size=10)
+    guide = tiny_run.guide  # the run's default sampler adds autoguidance by its guide network
+    a = tiny_run.sampler(steps=2, seed=9).generate(*_args(tiny_run, labels), batch_size=3, guide=guide)
+    b = tiny_run.sampler(steps=2, seed=9).generate(*_args(tiny_run, labels), batch_size=10, guide=guide)
+    c = tiny_run.sampler(steps=2, seed=8).generate(*_args(tiny_run, labels), batch_size=10, guide=guide)
     assert torch.equal(a, b) and not torch.equal(b, c)
 
 

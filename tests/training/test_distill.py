@@ -60,6 +60,8 @@ def test_distilled_folder_is_a_run_sampled_on_its_training_grid(distilled, tiny_
     info = json.loads((run.path / "distill.json").read_text())
     assert info["timesteps"] == timesteps(run.config.num_timesteps, run.config.sample_steps) == [999, 499]
     assert [r["student_steps"] for r in info["rounds"]] == [4, 2] and info["teacher_guidance"] == tiny_run.config.guidance
+    assert info["teacher_autoguidance"] == tiny_run.config.autoguidance  # the run's own guidance, guide network and all
+    assert run.config.autoguidance == 1.0 and run.sampler().autoguidance == 1.0  # baked into the student
     changed = [not torch.equal(p, q) for p, q in zip(run.model.parameters(), tiny_run.model.parameters())]
     assert any(changed)  # the student was trained
     assert (run.path / "samples" / "final.png").is_file()

@@ -59,4 +59,5 @@ def test_a_run_saved_before_new_keys_samples_as_it_was(tmp_path):
     folder.config_path.write_text(json.dumps(old))
     config = folder.read_config()
     assert config.guidance_interval == (0.0, 1.0) and config.min_snr == 0.0 and config.guidance_method == "cfg"
+    assert config.autoguidance == 1.0  # no autoguidance on top of CFG before it had a config key
     assert TrainConfig.from_dict(old).guidance_interval == TrainConfig().guidance_interval  # a user's file: today's

@@ -218,7 +218,9 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
     images = run.sample(labels, n=None if k else n, seed=seed, **settings)
     s = run.sampler(seed=seed, **settings)
     meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
-                                                  "eta": s.eta},
+                                                  "guidance_method": s.guidance_method,
+                                                  "guidance_interval": list(s.guidance_interval),
+                                                  "autoguidance": s.autoguidance, "eta": s.eta},
             "seeds": {"sampling": seed, "evaluation": config.seed}, "sampling_seconds": round(time.monotonic() - started, 2)}
     name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
     folder = run.folder

@@ -87,7 +87,8 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
         raise UserError(f"a guidance sweep needs at least {MIN_IMAGES} images, got n_per_class={n_per_class} for "
                         f"{run.num_classes} classes; fix: n_per_class >= {-(-MIN_IMAGES // run.num_classes)}")
     if verbose:
-        print(f"guidance sweep: {len(ws)} strengths × {len(labels)} images ({sampler.guidance_method}, "
+        auto = f" + autoguidance {sampler.autoguidance:g}" if sampler.autoguidance != 1 else ""
+        print(f"guidance sweep: {len(ws)} strengths × {len(labels)} images ({sampler.guidance_method}{auto}, "
               f"w = {', '.join(f'{w:g}' for w in ws)}) ...", flush=True)
     started = time.monotonic()
     c = run.config
@@ -95,7 +96,7 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
     rows = [measure_strength(run, probe, labels, w, seed=seed, default=sampler.guidance) for w in ws]
     result = {"title": "Guidance sweep", "method": sampler.guidance_method,
               "interval": list(sampler.guidance_interval), "rescale": sampler.guidance_rescale,
-              "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class, "n": len(labels),
+              "autoguidance": sampler.autoguidance, "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class, "n": len(labels),
               "default": sampler.guidance, "lowest_fd_at_target": lowest_fd_at_target(rows),
               "accuracy_target": ACCURACY_TARGET, "rows": rows, "seconds": time.monotonic() - started}
     result = rounded(result)

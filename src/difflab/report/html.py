@@ -202,10 +202,17 @@ def guidance_section(run: RunFolder) -> str:
     best = sweep.get("lowest_fd_at_target")
     here = f"in this run that is w = {best:g}" if _is_number(best) else f"in this run no w reached {100 * ACCURACY_TARGET:g}%"
     note = (f"Higher w → more recognisable, less varied (FD up, recall down); the default sits where accuracy "
-            f"≥ {100 * ACCURACY_TARGET:g}% at the lowest FD ({here}; {sweep.get('method')} guidance, same noise in every strip). "
+            f"≥ {100 * ACCURACY_TARGET:g}% at the lowest FD ({here}; {_method(sweep)}, same noise in every strip). "
             f"{_count(sweep)} images per strength: FD ratios at so small an n read lower than at the 1,000 of "
             f"benchmarks/quality.py; compare strengths with each other.")
     return section("Guidance: the trade", f'<div class="figs"><div>{figs}</div>{plot}</div>', note=note)
+
+
+def _method(sweep: dict) -> str:
+    """"cfg guidance" or "cfg guidance + autoguidance 3 on every step"."""
+    auto = sweep.get("autoguidance")
+    extra = f" + autoguidance {auto:g} on every step" if _is_number(auto) and auto != 1 else ""
+    return f"{sweep.get('method')} guidance{extra}"
 
 
 def _count(sweep: dict) -> str:

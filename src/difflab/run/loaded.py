@@ -101,11 +101,14 @@ class Run:
     def sampler(self, **overrides) -> Sampler:
         """The run's default sampler (config.json's solver, steps and guidance settings), with any setting
         overridden (`Sampler`'s fields; None keeps the run's). A run trained before guide networks existed
-        has no guide.safetensors: its default autoguidance falls back to CFG at the same scale."""
+        has no guide.safetensors: its default autoguidance falls back to CFG at the same scale (and none on top)."""
         c = self.config
-        method = c.guidance_method if c.guidance_method != "auto" or self.folder.has_weights("guide") else "cfg"
-        return Sampler(c.solver, c.sample_steps, c.guidance, method, c.guidance_interval, c.guidance_rescale).replace(
-            **overrides)
+        has_guide = self.guide is not None  # loaded here, once; a diffusers pipeline has none
+        method = c.guidance_method if c.guidance_method != "auto" or has_guide else "cfg"
+        chosen = overrides.get("guidance_method") or method  # autoguidance alone (auto) takes its strength from w
+        auto = c.autoguidance if has_guide and chosen == "cfg" else 1.0
+        return Sampler(c.solver, c.sample_steps, c.guidance, method, c.guidance_interval, c.guidance_rescale,
+                       autoguidance=auto).replace(**overrides)
 
     @property
     def guide(self) -> torch.nn.Module | None:

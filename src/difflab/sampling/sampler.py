@@ -35,7 +35,8 @@ GUIDANCE_METHODS = ("cfg", "auto")  # classifier-free; autoguidance by the run's
 class Sampler:
     solver: str = "dpm++"
     steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py)
-    guidance: float = 2.0  # guidance scale w: 1 plain conditional, 0 unconditional (CFG); TrainConfig's default
+    guidance: float = 2.0  # guidance scale w: 1 plain conditional, 0 unconditional (CFG); the best CFG-only point
+    # (a run's own default, TrainConfig, is w = 1.6 with autoguidance 3: it has a guide network, a bare Sampler has not)
     guidance_method: str = "cfg"  # cfg: the null branch is the weak one; auto: the run's guide network is
     guidance_interval: tuple[float, float] = (0.5, 1.0)  # guide only where t/T lies in [lo, hi]; TrainConfig's default
     guidance_rescale: float = 0.0  # φ of CFG rescale (Lin et al. 2024); 0: off
@@ -110,16 +111,18 @@ class Sampler:
 
         return model_noise_estimate(bf16_network, spec.prediction, alphas_cumprod.to(device))
 
-    def guided(self, estimate: ConditionalEstimate, num_classes: int, num_timesteps: int = 1000) -> ConditionalEstimate:
-        """ε̂(x, t, cond) with classifier-free guidance at this sampler's settings, the null branch taken
-        from each batch's own `cond` (distillation's teacher sees a new batch of conditions each call)."""
-        if self.needs_guide:
-            raise UserError("distillation's teacher uses classifier-free guidance; fix: --guidance-method cfg "
-                            "--autoguidance 1")
+    def guided(self, estimate: ConditionalEstimate, num_classes: int, num_timesteps: int = 1000, *,
+               guide: ConditionalEstimate | None = None) -> ConditionalEstimate:
+        """ε̂(x, t, cond) guided at this sampler's settings, the null branch taken from each batch's own `cond`
+        (distillation's teacher sees a new batch of conditions each call); `guide`: the guide network's
+        estimate, which autoguidance needs."""
+        if self.needs_guide and guide is None:
+            raise UserError("autoguidance needs the run's guide network (guide.safetensors); "
+                            "fix: --guidance-method cfg --autoguidance 1")
         guidance = self.guidance_for(num_timesteps)
 
         def guided(x, t, cond):
-            return guided_estimate(estimate, cond, null_of(cond, num_classes), guidance)(x, t)
+            return guided_estimate(estimate, cond, null_of(cond, num_classes), guidance, guide=guide)(x, t)
 
         return guided
 
@@ -133,7 +136,8 @@ class Sampler:
         if self.needs_guide:
             if guide is None:
                 raise UserError("autoguidance needs the run's guide network (guide.safetensors, saved by training); "
-                                "fix: retrain with this difflab, or use --guidance-method cfg --autoguidance 1")
+                                "fix: pass guide=run.guide (Run.sample does), or use --guidance-method cfg "
+                                "--autoguidance 1")
             weak = self.model_estimate(guide, alphas_cumprod)
         device = device or next(model.parameters()).device
         values = None if cond is None or cond.values is None else cond.values.to(device)

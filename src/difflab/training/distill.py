@@ -94,11 +94,15 @@ def distill_target(z_t: torch.Tensor, z_end: torch.Tensor, t: torch.Tensor, t_en
     return ((z_end - ratio * z_t) / (a_end - ratio * a)).to(z_t.dtype)
 
 
-def guided_estimate(model: torch.nn.Module, alphas_cumprod, guidance: float, null_class: int | None):
-    """ε̂(z, t, cond) of the teacher, through the one `Sampler`: with a conditional model and w ≠ 1,
-    classifier-free guided (the null branch is the null class or the empty prompt)."""
-    sampler = Sampler("ddim", guidance=guidance, precision="fp32")
-    return sampler.guided(sampler.model_estimate(model, alphas_cumprod), null_class or 0)
+def guided_estimate(model: torch.nn.Module, alphas_cumprod, guidance: float | Sampler, null_class: int | None, *,
+                    guide: torch.nn.Module | None = None):
+    """ε̂(z, t, cond) of the teacher, through the one `Sampler`: a CFG scale w (a student teaching the next
+    round: w = 1), or the teacher run's own sampler with its interval and autoguidance by `guide`
+    (the null branch is the null class or the empty prompt)."""
+    sampler = guidance if isinstance(guidance, Sampler) else Sampler("ddim", guidance=guidance, precision="fp32")
+    weak = sampler.model_estimate(guide, alphas_cumprod) if guide is not None and sampler.needs_guide else None
+    return sampler.guided(sampler.model_estimate(model, alphas_cumprod), null_class or 0, len(alphas_cumprod),
+                          guide=weak)
 
 
 def nested_grids(num_timesteps: int, student_steps: int) -> tuple[list[int], list[int]]:
