@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
+import contextvars
 import webbrowser
 from datetime import datetime
 from html import escape
@@ -21,6 +21,7 @@ from difflab.report import curves
 from difflab.report.page import CSP, STYLE
 from difflab.report.tables import fmt, json_tables
 from difflab.run import RunFolder
+from difflab.run import files as run_files
 
 SKIP_DIRS = {"state", "tb", "wandb", "mlruns"}  # resumable state and tracker logs: not pictures for people
 
@@ -39,8 +40,20 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, open_bro
     return out
 
 
+_ROOT: contextvars.ContextVar[Path | None] = contextvars.ContextVar("report_root", default=None)
+
+
 def build_page(folder: RunFolder) -> str:
-    """The whole HTML document for one run folder."""
+    """The whole HTML document for one run folder. Every file it inlines is read through `run/files.py`:
+    regular files inside the folder only (a link out of it, a FIFO or a device is left out), sizes limited."""
+    token = _ROOT.set(folder.path)
+    try:
+        return _page(folder)
+    finally:
+        _ROOT.reset(token)
+
+
+def _page(folder: RunFolder) -> str:
     from difflab.report.plots import plot_loss
 
     run_dir = folder.path
@@ -65,8 +78,19 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def figure(png: bytes, caption: str, *, kind: str = "") -> str:
-    """An inlined picture with its caption; kind "pixels" keeps small digits sharp when enlarged."""
+def file_bytes(path: Path) -> bytes | None:
+    """A file of the run being reported, or None for one that is not a regular file inside it (or is gone)."""
+    try:
+        return run_files.read_bytes(path, root=_ROOT.get())
+    except (UserError, OSError):
+        return None
+
+
+def figure(png: bytes | None, caption: str, *, kind: str = "") -> str:
+    """An inlined picture with its caption; kind "pixels" keeps small images sharp when enlarged; nothing for
+    a file `file_bytes` refused (None)."""
+    if png is None:
+        return ""
     return (f'<figure class="{kind}"><img src="{data_uri(png)}" alt="{escape(caption)}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
@@ -78,9 +102,10 @@ def section(title: str, inner: str, *, note: str = "") -> str:
 
 def read_json(path: Path):
     """Parsed JSON, or None for a file another command is still writing (the report must not fail)."""
+    data = file_bytes(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return None if data is None else run_files.parse_json(path, data)
+    except (UserError, ValueError):
         return None
 
 
@@ -146,7 +171,7 @@ def curves_section(folder: RunFolder, rows: list[dict]) -> str:
     parts = []
     loss = folder.sub("plots", "loss.png")
     if loss.exists():
-        parts.append(figure(loss.read_bytes(), "loss (log scale) and learning rate", kind="plot"))
+        parts.append(figure(file_bytes(loss), "loss (log scale) and learning rate", kind="plot"))
     speed = curves.speed_figure(rows)
     if speed:
         parts.append(figure(speed, "images per second (every logged step) and seconds per epoch", kind="plot"))
@@ -155,21 +180,21 @@ def curves_section(folder: RunFolder, rows: list[dict]) -> str:
 
 
 def samples_section(run: RunFolder, rows: list[dict]) -> str:
-    """Sample grids over training (digits emerging), the final grid and the noise → image trajectory."""
+    """Sample grids over training (the images emerging), the final grid and the noise → image trajectory."""
     folder = run.sub("samples")
     grids = sorted(folder.glob("step_*.png")) if folder.is_dir() else []
-    parts = [figure(p.read_bytes(), grid_caption(p, rows), kind="pixels") for p in grids]
+    parts = [figure(file_bytes(p), grid_caption(p, rows), kind="pixels") for p in grids]
     if (folder / "final.png").exists():
-        parts.append(figure((folder / "final.png").read_bytes(), "final (EMA weights, one row per class)", kind="pixels"))
+        parts.append(figure(file_bytes(folder / "final.png"), "final (EMA weights, one row per class)", kind="pixels"))
     trajectory = ""
     if (folder / "trajectory.png").exists():
         trajectory = ("<h3>Trajectory: noise → image</h3>"
-                      + figure((folder / "trajectory.png").read_bytes(), "x_t at evenly spaced sampler steps",
+                      + figure(file_bytes(folder / "trajectory.png"), "x_t at evenly spaced sampler steps",
                                kind="pixels trajectory"))
     if not parts and not trajectory:
         return ""
     return section("Samples over training", f'<div class="figs">{"".join(parts)}</div>{trajectory}',
-                   note="each grid: 10 samples per class, same seed, so the same digit can be followed from grid to grid")
+                   note="each grid: 10 samples per class, same seed, so the same sample can be followed from grid to grid")
 
 
 def grid_caption(png: Path, rows: list[dict]) -> str:
@@ -195,9 +220,9 @@ def guidance_section(run: RunFolder) -> str:
     if not rows:
         return ""
     strips = [(run.sub(*STRIPS, f"w{r['w']:g}.png"), r) for r in rows]  # named by w, never by a path in the JSON
-    figs = "".join(figure(p.read_bytes(), strength_caption(r), kind="pixels trajectory") for p, r in strips if p.is_file())
+    figs = "".join(figure(file_bytes(p), strength_caption(r), kind="pixels trajectory") for p, r in strips if p.is_file())
     frontier = run.sub(*FRONTIER)
-    plot = figure(frontier.read_bytes(), "judge accuracy against FD / real floor, one point per w; ★ the default",
+    plot = figure(file_bytes(frontier), "judge accuracy against FD / real floor, one point per w; ★ the default",
                   kind="plot") if frontier.is_file() else ""
     best = sweep.get("lowest_fd_at_target")
     here = f"in this run that is w = {best:g}" if _is_number(best) else f"in this run no w reached {100 * ACCURACY_TARGET:g}%"
@@ -248,7 +273,7 @@ def eval_section(run: RunFolder) -> str:
 
 
 def pictures(pngs: list[Path]) -> str:
-    figs = "".join(figure(p.read_bytes(), caption_for(p), kind="plot") for p in pngs)
+    figs = "".join(figure(file_bytes(p), caption_for(p), kind="plot") for p in pngs)
     return f'<div class="figs">{figs}</div>' if figs else ""
 
 

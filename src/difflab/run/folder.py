@@ -10,12 +10,15 @@
 
 Nothing else in difflab spells these names. Writes are atomic (`difflab.run.files`); `state/` is
 replaced by directory rename, so a crash at any moment leaves the old or the new snapshot, never a
-mix, and leftovers of an interrupted write are cleaned on the next read.
+mix, and leftovers of an interrupted write are cleaned on the next read. Reads and writes stay inside
+the folder (a link out of it is refused, never followed), open only regular files of bounded size, and
+foreign content in a JSON file is a one-line `UserError`. One writer at a time: `lock()` (`run/lock.py`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -27,6 +30,7 @@ import torch
 from difflab.errors import UserError
 from difflab.run import files
 from difflab.run.files import TEMP_SUFFIX
+from difflab.run.lock import RunLock
 
 if TYPE_CHECKING:
     from difflab.nn.spec import ModelSpec
@@ -37,10 +41,14 @@ WEIGHTS = ("model", "ema", "guide")  # <name>.safetensors at the top: what users
 STATE_DIR, STATE_INFO = "state", "trainer.json"
 STATE_FILES = ("ema", "model", "optimizer")  # required in state/; rng.safetensors is checked by the trainer
 SUBFOLDERS = ("samples", "plots", "eval", "explain", "edit")
+COUNTERS = ("step", "position", "seen", "ema_updates", "grids_written", "skipped_steps")  # trainer.json: whole, >= 0
+METRIC_NUMBERS = ("loss", "lr", "images_per_s", "elapsed", "epoch")  # metrics.jsonl keys readers do arithmetic on
+MAX_COUNT = 2**62  # no real counter comes near; bigger is damage (and overflows numpy in the plots)
+_DAMAGED_STATE = "the snapshot is damaged; fix: start a new run, or restore the folder from a copy"
 
 
 class RunFolder:
-    """The files of one run folder; cheap to make, holds no open handles."""
+    """The files of one run folder; cheap to make, holds no open handles (the lock it hands out does)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -79,19 +87,43 @@ class RunFolder:
         if folder not in SUBFOLDERS:
             raise ValueError(f"unknown run sub-folder {folder!r}; one of {', '.join(SUBFOLDERS)}")
         path = self.path.joinpath(folder, *parts)
+        files.inside(path if not parts else path.parent, self.path)  # a linked sub-folder must not lead out
         if create:
             (path if not parts else path.parent).mkdir(parents=True, exist_ok=True)
         return path
 
+    def read_bytes(self, path: Path, *, limit: int = 256 * 2**20) -> bytes:
+        """A file of this run (a picture for the report, say): regular, inside the folder, at most `limit` bytes."""
+        try:
+            return files.read_bytes(path, root=self.path, limit=limit)
+        except FileNotFoundError:
+            raise UserError(f"{path} not found; fix: point at a difflab run folder") from None
+
+    def _writable(self, path: Path) -> Path:
+        """`path`, once its folder is known to lie inside the run folder (the file itself is replaced atomically,
+        so a link there is replaced, never written through)."""
+        files.inside(path.parent, self.path)
+        return path
+
+    def lock(self) -> RunLock:
+        """The writer's lock: `with folder.lock():` or `.acquire()`; refused, with who holds it, while another
+        process trains into this folder."""
+        return RunLock(self.path)
+
     def is_run(self) -> bool:
-        return self.config_path.is_file()
+        """Something named config.json is there (whether it is a usable file is `read_config`'s question)."""
+        return os.path.lexists(self.config_path)
 
     def require_run(self) -> RunFolder:
         if not self.path.is_dir():
             raise UserError(f"run folder {self.path} not found; fix: give the folder that `difflab train` printed")
-        if not self.is_run():
-            raise UserError(f"{self.path} is not a run folder (no {CONFIG}); fix: give the folder `difflab train` wrote")
-        return self
+        try:
+            if self.is_run():
+                files.checked_file(self.config_path, root=self.path)  # a FIFO, a device, a link out: refused, unread
+                return self
+        except FileNotFoundError:  # a dangling link
+            pass
+        raise UserError(f"{self.path} is not a run folder (no {CONFIG}); fix: give the folder `difflab train` wrote")
 
     # --- creation, config and the model's description ------------------------------------------
     def create(self, config: TrainConfig, meta: dict) -> None:
@@ -107,10 +139,17 @@ class RunFolder:
         from difflab.training.config import TrainConfig
 
         self.require_run()
-        return TrainConfig.load(self.config_path, saved_run=True)
+        try:
+            return TrainConfig.load(self.config_path, saved_run=True)
+        except UserError:
+            raise
+        except (TypeError, ValueError, RecursionError, AttributeError) as err:  # a value of a foreign type
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"{self.config_path} holds a value difflab cannot use ({first}); fix: an intact run folder, "
+                            "or correct that key") from None
 
     def write_config(self, config: TrainConfig) -> None:
-        files.write_json(self.config_path, config.to_dict())
+        files.write_json(self._writable(self.config_path), config.to_dict())
 
     def check_config(self, new: TrainConfig, saved: TrainConfig | dict | None = None, *,
                      may_change: frozenset[str] | None = None) -> None:
@@ -129,10 +168,20 @@ class RunFolder:
                             f"{'; '.join(diff)}); fix: continue with the run's own config.json, or a new --out")
 
     def read_meta(self) -> dict:
-        return files.read_json(self.meta_path)
+        """model.json, its keys checked for type: class names, image shape, text prompts (the model in `read_spec`)."""
+        meta = files.read_json(self.meta_path, root=self.path)
+        checks = {"class_names": lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
+                  "image_shape": lambda v: isinstance(v, list) and len(v) == 3 and all(_is_count(n) for n in v),
+                  "class_prompts": lambda v: v is None or (isinstance(v, list) and all(
+                      isinstance(p, list) and p and all(isinstance(t, str) for t in p) for p in v))}
+        for key, fits in checks.items():
+            if key in meta and not fits(meta[key]):
+                raise UserError(f"{self.meta_path}: {key} is not what difflab wrote ({_short(meta[key])}); "
+                                "fix: an intact run folder")
+        return meta
 
     def write_meta(self, meta: dict) -> None:
-        files.write_json(self.meta_path, meta)
+        files.write_json(self._writable(self.meta_path), meta)
 
     def read_spec(self, config: TrainConfig | None = None) -> ModelSpec:
         """The network's `ModelSpec` from model.json (its prediction type from the config when model.json,
@@ -145,25 +194,29 @@ class RunFolder:
 
     # --- weights -------------------------------------------------------------------------------
     def save_weights(self, name: str, state: dict[str, torch.Tensor]) -> None:
-        files.save_tensors(self.weights_path(name), state)
+        """Atomically; non-finite weights are refused and the file keeps its last finite ones."""
+        files.save_tensors(self._writable(self.weights_path(name)), state)
 
-    def load_weights(self, name: str = "ema") -> dict[str, torch.Tensor]:
-        return files.load_tensors(self.weights_path(name))
+    def load_weights(self, name: str = "ema", *, expect: dict[str, torch.Tensor] | None = None
+                     ) -> dict[str, torch.Tensor]:
+        """`<name>.safetensors`, finite and — given the model's state dict as `expect` — of its names, shapes and
+        dtypes, checked before anyone uses it."""
+        return files.load_tensors(self.weights_path(name), root=self.path, expect=expect)
 
     def has_weights(self, name: str) -> bool:
         return self.weights_path(name).is_file()
 
     # --- metrics -------------------------------------------------------------------------------
     def read_metrics(self) -> list[dict]:
-        """The one metrics.jsonl reader: rows in order, a line torn by a crash (or still being written) skipped."""
-        return files.read_jsonl(self.metrics_path)
+        """The one metrics.jsonl reader: rows in order; a line torn by a crash (or still being written) skipped,
+        and so is a foreign one (a step that is not a count, a loss that is not a number)."""
+        return [r for r in files.read_jsonl(self.metrics_path, root=self.path) if _is_row(r)]
 
     def write_metrics(self, rows: list[dict]) -> None:
-        files.atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        files.atomic_write_text(self._writable(self.metrics_path), "".join(json.dumps(r) + "\n" for r in rows))
 
     def append_metrics(self, row: dict) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        files.append_line(self._writable(self.metrics_path), json.dumps(row) + "\n")
 
     def trim_metrics(self, step: int) -> None:
         """Drop metric lines written after the snapshot at `step` (and torn lines), so a resumed trace has
@@ -174,33 +227,45 @@ class RunFolder:
     # --- results beside the run: evaluations, provenance ---------------------------------------
     def write_eval(self, name: str, result: dict) -> Path:
         path = self.sub("eval", f"{name}.json", create=True)
-        files.write_json(path, result)
+        files.write_json(self._writable(path), result)
         return path
 
     def read_eval(self, name: str) -> dict | None:
         path = self.sub("eval", f"{name}.json")
-        return files.read_json(path) if path.is_file() else None
+        return files.read_json(path, root=self.path) if path.is_file() or path.is_symlink() else None
 
     def read_evals(self) -> dict[str, dict]:
         """Every `eval/*.json`, by name; a damaged one is skipped (a report must still render)."""
         out = {}
         for path in sorted(self.sub("eval").glob("*.json")):
             try:
-                out[path.stem] = files.read_json(path)
+                out[path.stem] = files.read_json(path, root=self.path)
             except UserError:
                 continue
         return out
 
     def read_distill(self) -> dict | None:
         path = self.path / DISTILL
-        return files.read_json(path) if path.is_file() else None
+        if not (path.is_file() or path.is_symlink()):
+            return None
+        info = files.read_json(path, root=self.path)
+        if "student_steps" in info and not (_is_count(info["student_steps"]) and info["student_steps"] >= 1):
+            raise UserError(f"{path}: student_steps is not a step count ({_short(info['student_steps'])}); "
+                            "fix: an intact run folder")
+        return info
 
     def write_distill(self, info: dict) -> None:
-        files.write_json(self.path / DISTILL, info)
+        files.write_json(self._writable(self.path / DISTILL), info)
 
     # --- the resumable snapshot ----------------------------------------------------------------
     def has_state(self) -> bool:
         return (self.state_dir / STATE_INFO).is_file()
+
+    def never_checkpointed(self) -> bool:
+        """A run stopped before its first checkpoint: a config, but no snapshot and no weights, so starting it
+        again from step 0 loses nothing. (Call after `recover_state`.)"""
+        return self.is_run() and not any(os.path.lexists(p) for p in (
+            self.state_dir, self.path / ".state.old", self.weights_path("model"), self.weights_path("ema")))
 
     def write_state(self, tensors: dict[str, dict[str, torch.Tensor]], info: dict) -> None:
         """Atomically replace `state/` with files `<name>.safetensors` and `trainer.json`."""
@@ -227,7 +292,7 @@ class RunFolder:
         if old.is_dir() and not state.is_dir():
             os.rename(old, state)  # killed between the two renames: the old snapshot is the newest complete one
         shutil.rmtree(old, ignore_errors=True)
-        for folder in (self.path, state):
+        for folder in (self.path, state) if not state.is_symlink() else (self.path,):  # never clean outside the run
             for leftover in folder.glob(f".*{TEMP_SUFFIX}"):
                 if leftover.is_dir():
                     shutil.rmtree(leftover, ignore_errors=True)
@@ -235,8 +300,20 @@ class RunFolder:
                     leftover.unlink(missing_ok=True)
 
     def read_state_info(self) -> dict:
-        """The snapshot's counters and bookkeeping (`state/trainer.json`: step, seen, elapsed, ...), no tensors."""
-        return files.read_json(self.state_dir / STATE_INFO)
+        """The snapshot's counters and bookkeeping (`state/trainer.json`: step, seen, elapsed, ...), no tensors;
+        each checked for type and range, so a damaged one is refused here, not used."""
+        path = self.state_dir / STATE_INFO
+        info = files.read_json(path, root=self.path)
+        bad = next((k for k in COUNTERS if k in info and not _is_count(info[k])), None)
+        if bad is None and "elapsed" in info and not (_is_number(info["elapsed"]) and 0 <= info["elapsed"] < math.inf):
+            bad = "elapsed"
+        if bad is None:
+            bad = next((k for k in ("optimizer", "rng", "config") if k in info and not isinstance(info[k], dict)), None)
+        if bad is not None:
+            raise UserError(f"{path}: {bad} is not what difflab wrote ({_short(info[bad])}); {_DAMAGED_STATE}")
+        if "step" not in info:
+            raise UserError(f"{path} has no step; {_DAMAGED_STATE}")
+        return info
 
     def read_state(self, *, recover: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]], dict]:
         """The newest complete snapshot; cleans temp leftovers of an interrupted write (unless `recover=False`:
@@ -250,12 +327,26 @@ class RunFolder:
         missing = [f"{name}.safetensors" for name in STATE_FILES if not (state / f"{name}.safetensors").is_file()]
         if missing:
             raise UserError(f"{state} is incomplete (missing {', '.join(missing)}); fix: start a new run")
-        tensors = {p.stem: files.load_tensors(p) for p in sorted(state.glob("*.safetensors"))}
+        tensors = {p.stem: files.load_tensors(p, root=self.path) for p in sorted(state.glob("*.safetensors"))}
         return tensors, info
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+
+
+def _is_row(row: dict) -> bool:
+    """A metrics row as difflab writes it: a step count and numbers where readers compute."""
+    return _is_count(row.get("step")) and all(_is_number(row[k]) for k in METRIC_NUMBERS if k in row)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 __all__ = ["RunFolder"]

@@ -35,7 +35,7 @@ class Run:
         config = folder.read_config()
         meta, spec = folder.read_meta(), folder.read_spec(config)
         model = build(spec, model_factory)
-        state = folder.load_weights(weights)
+        state = folder.load_weights(weights, expect=model.state_dict())  # names, shapes, dtypes, finite: before use
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
@@ -116,7 +116,7 @@ class Run:
         None when the run has none. Loaded on first use."""
         if self._guide is None and self.folder.has_weights("guide"):
             guide = build(self.spec, self._model_factory)
-            guide.load_state_dict(self.folder.load_weights("guide"))
+            guide.load_state_dict(self.folder.load_weights("guide", expect=guide.state_dict()))
             self._guide = guide.eval().requires_grad_(False).to(self.device)
         return self._guide
 

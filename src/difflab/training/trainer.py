@@ -147,6 +147,7 @@ class Trainer:
             bar.close()
             self.tracker.close()
             self.threads.restore()
+            self.checkpoints.close()  # the folder's lock: another process may write it now
         if stopped:
             raise UserError(f"stopped by {stopped} at step {self.step}; state saved: continue with "
                             f"difflab train --resume {self.run_dir}")
