@@ -17,7 +17,7 @@ from difflab.errors import UserError
 from difflab.nn.spec import ModelFactory
 from difflab.run import Run, RunFolder
 from difflab.sampling import class_labels
-from difflab.training import distributed
+from difflab.training import distributed, recipes
 from difflab.training.config import TrainConfig
 from difflab.training.trainer import Trainer, resolve_device
 
@@ -50,7 +50,9 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
     trains on that many local workers (torch.distributed, DDP; `batch_size` stays the global batch).
     Under torchrun the environment sets the number; there rank 0 returns the Run, the others None.
     Workers start as `multiprocessing` starts them: a calling script needs `if __name__ == "__main__":`.
-    `model_factory(spec)` builds another network than difflab's U-Net (any `Denoiser`)."""
+    `model_factory(spec)` builds another network than difflab's U-Net (any `Denoiser`). A new run's unset
+    recipe fields (network, batch, lr, EMA, steps) come from the data (`training/recipes.py`); `overrides`,
+    and the fields of `config` that differ from `TrainConfig()`'s or that its file gave, always win."""
     if resume is not None:
         run_dir = Path(resume)
         if not run_dir.is_dir():
@@ -60,7 +62,11 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
         config = saved.replace(**overrides) if overrides else saved
         folder.check_config(config, saved=saved)
     else:
+        explicit = recipes.explicit_keys(config, overrides)  # what the user chose; a recipe fills the rest
         config = config.replace(**overrides) if config is not None else TrainConfig(**overrides)
+        config, line = recipes.resolve_for_data(config, explicit)  # saved in config.json: a resume reads it back
+        if line and distributed.is_main():
+            print(line, flush=True)
         run_dir = Path(out) if out is not None else default_run_dir()
     job = (config, run_dir, resume is not None, progress, allow_rng_reset, model_factory)
     world = distributed.check_processes(processes, config.batch_size)
@@ -139,9 +145,12 @@ def load_run(path: str | Path, *, device: str = "cpu", model_factory: ModelFacto
 
 
 def quality_line(result: dict) -> str:
-    digits = set(result.get("per_class_accuracy", {})) <= set("0123456789")
-    return (f"generated {'digits' if digits else 'images'}: {100 * result['accuracy']:.1f}% recognised as the requested class "
-            f"(judge accuracy on real digits: {100 * result['judge_real_accuracy']:.1f}%)")
+    """The one-line figure `difflab train` prints, in the dataset's words ("garments", "emoji", "images")."""
+    from difflab.data.nouns import noun
+
+    things = noun(result.get("judge_dataset"))
+    return (f"generated {things}: {100 * result['accuracy']:.1f}% recognised as the requested class "
+            f"(judge accuracy on real {things}: {100 * result['judge_real_accuracy']:.1f}%)")
 
 
 __all__ = ["finish_run", "judge_run", "load_run", "quality_line", "train"]

@@ -50,7 +50,8 @@ def load_idk_judges(dataset: str, judge: Judge, *, fractions=FRACTIONS, epochs: 
             net = JudgeNet(**ckpt.read_json(meta_path)["model"])
             net.load_state_dict(ckpt.load_tensors(weights))
         else:
-            net = train_judge(idk_dataset(train, judge, fraction), epochs=epochs)
+            net = train_judge(idk_dataset(train, judge, fraction), epochs=epochs,
+                              progress=f"IDK judge for {dataset} ({fraction:.0%} relabelled)")  # once per cache
             ckpt.save_tensors(weights, net.state_dict())
             ckpt.atomic_write_text(meta_path, json.dumps({"model": net.config, "fraction": fraction,
                                                           "epochs": epochs, "dataset": dataset}, indent=2))

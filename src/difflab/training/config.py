@@ -27,7 +27,7 @@ DEFAULT_STEPS = 2000  # optimizer steps when no budget is given: the same model 
 # sampler's FD was 2.65x the real floor, at 2,000 2.44x (benchmarks/RESULTS.md, "The default model")
 EARLIER_DEFAULTS = {  # keys added after runs were first saved, with the value that reproduces such a run
     "min_snr": 0.0, "guidance_method": "cfg", "guidance_interval": (0.0, 1.0), "guidance_rescale": 0.0,
-    "autoguidance": 1.0}
+    "autoguidance": 1.0, "recipe": "none"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class TrainConfig:
     conditional: bool = True  # conditional with a null branch for CFG (False: unconditional)
     conditioning: str = "class"  # class: labels; text: captions (class templates or metadata.jsonl text)
     text_encoder: str = "minilm"  # text only: the embedded all-MiniLM-L6-v2, or a folder of local HF weights (CLIP)
+    recipe: str = "auto"  # the unset fields below come from the data's size, channels and count (training/recipes.py);
+    # none: these defaults as they are; or a recipe's name. config.json holds the name chosen and its values
     # model (the U-Net's constructor arguments)
     channels: tuple[int, ...] = (16, 32, 64)  # 0.5 M params; 28 -> 14 -> 7 px; fastest to 99% judge accuracy on CPU
     blocks_per_level: int = 1
@@ -100,6 +102,9 @@ class TrainConfig:
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("precision", self.precision, ("auto", "fp32", "bf16"))
         _check_choice("conditioning", self.conditioning, CONDITIONINGS)
+        from difflab.training.recipes import AUTO, NAMES, NONE
+
+        _check_choice("recipe", self.recipe, (AUTO, NONE, *NAMES))
         if self.conditioning == "text" and not self.conditional:
             raise UserError("--conditioning text needs a conditional model; fix: drop --no-conditional")
         for name in ("steps", "epochs", "minutes"):
@@ -163,14 +168,17 @@ class TrainConfig:
         if unknown:
             raise UserError(f"{source}: unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
         try:
-            return cls(**data)
+            config = cls(**data)
         except TypeError as err:
             raise UserError(f"{source}: {err}") from None
+        object.__setattr__(config, "given_keys", frozenset(data))  # not a field: `replace` drops it, as it should;
+        return config  # a recipe fills only the keys not given (training/recipes.py), e.g. a sweep's [base] + run
 
     @classmethod
     def load(cls, path: str | Path, *, saved_run: bool = False) -> TrainConfig:
         """Read a `.json` or `.toml` config; `saved_run`: a run's `config.json`, whose missing keys take
-        `EARLIER_DEFAULTS` (the run was trained and is sampled as it was)."""
+        `EARLIER_DEFAULTS` (the run was trained and is sampled as it was). The keys the file gives are kept as
+        `given_keys`: a recipe fills only the others (`training/recipes.py`)."""
         path = Path(path)
         try:
             text = path.read_text()
@@ -218,7 +226,21 @@ def _check_choice(name: str, value: str, choices) -> None:
 
 def config_diff(saved: dict, new: dict, may_change: frozenset[str] = RESUMABLE_CHANGES) -> list[str]:
     """`key: old -> new` for every key that differs and may not change (a resume's budget may)."""
+    new = _as_resolved(saved, new)
     return [f"{k}: {v!r} -> {new.get(k)!r}" for k, v in saved.items() if k not in may_change and new.get(k) != v]
+
+
+def _as_resolved(saved: dict, new: dict) -> dict:
+    """`new` as its recipe would resolve it when it still says "auto" (a sweep's config against its run folder):
+    the saved run's recipe fills the keys `new` leaves at their defaults, as `training/recipes.py` does."""
+    from difflab.training.recipes import NAMES, by_name
+
+    if new.get("recipe") != "auto" or saved.get("recipe") not in NAMES:
+        return new
+    defaults = TrainConfig().to_dict()
+    fill = {k: list(v) if isinstance(v, tuple) else v for k, v in by_name(saved["recipe"]).values.items()
+            if new.get(k) == defaults.get(k)}
+    return {**new, **fill, "recipe": saved["recipe"]}
 
 
 def config_fields() -> list[dataclasses.Field]:
