@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from difflab.cli.options import Parser
-from difflab.errors import UserError
+from difflab.errors import Stopped, UserError
 
 SUBCOMMANDS = ("train", "sample", "distill", "edit", "evaluate", "report", "explain", "sweep", "export")  # modules of difflab.cli, in --help order
 
@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args) or 0
+    except Stopped as err:  # saved and stopped on a signal: not an error
+        print(f"difflab: {err}", file=sys.stderr)
+        return err.exit_code
     except UserError as err:
         one_line = str(err).replace("\r", "\\r").replace("\n", "\\n")  # a user's text may hold newlines
         print(f"difflab: error: {one_line}", file=sys.stderr)

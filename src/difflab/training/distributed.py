@@ -14,6 +14,7 @@ so the 1-process path stays bitwise what it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import signal
@@ -27,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.multiprocessing.spawn import ProcessException
 
-from difflab.errors import UserError
+from difflab.errors import Stopped, UserError
 
 START_METHOD = "forkserver"  # workers fork from a clean server that imported torch once (spawn: once per worker)
 GRACE_SECONDS = 10.0  # after one worker fails, how long the others get to exit before SIGTERM, then SIGKILL
@@ -195,10 +196,11 @@ def launch(fn, args: tuple, processes: int) -> None:
                 while not context.join(grace_period=GRACE_SECONDS):
                     pass
             except ProcessException as err:
-                message = _worker_message(Path(messages), err.error_index)
-                if message is None:
+                found = _worker_message(Path(messages), err.error_index)
+                if found is None:
                     raise  # not a user mistake: keep torch's report with the worker's traceback
-                raise UserError(message) from None
+                message, stopped_by = found
+                raise (Stopped(message, stopped_by) if stopped_by else UserError(message)) from None
 
 
 def _worker(index: int, world: int, port: int, messages: str, environ: dict, fn, args: tuple) -> None:
@@ -208,15 +210,17 @@ def _worker(index: int, world: int, port: int, messages: str, environ: dict, fn,
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
         fn(*args)
-    except UserError as err:
-        (Path(messages) / f"{index}.txt").write_text(str(err))
+    except UserError as err:  # a Stopped run keeps its kind: the launcher exits 130/143 as one process would
+        stopped_by = err.signal_name if isinstance(err, Stopped) else None
+        (Path(messages) / f"{index}.json").write_text(json.dumps({"message": str(err), "stopped_by": stopped_by}))
         sys.exit(2)
 
 
-def _worker_message(messages: Path, first: int) -> str | None:
-    """The UserError of the worker that failed first, else of any worker."""
-    files = [messages / f"{first}.txt", *sorted(messages.glob("*.txt"))]
-    return next((f.read_text() for f in files if f.is_file()), None)
+def _worker_message(messages: Path, first: int) -> tuple[str, str | None] | None:
+    """(message, signal it stopped by or None) of the worker that failed first, else of any worker."""
+    files = [messages / f"{first}.json", *sorted(messages.glob("*.json"))]
+    found = next((json.loads(f.read_text()) for f in files if f.is_file()), None)
+    return None if found is None else (found["message"], found["stopped_by"])
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from difflab import precision
-from difflab.errors import UserError
+from difflab.errors import Stopped
 from difflab.run.folder import RunFolder
 from difflab.training.budget import Budget, Counters, LinearDecay
 from difflab.training.distill import DistillConfig, RoundTargets, student_loss
@@ -72,8 +72,8 @@ def run_round(student: torch.nn.Module, targets: RoundTargets, objective: str, d
         bar.close()
         student.eval().requires_grad_(False)
     if stopped:
-        raise UserError(f"stopped by {stopped} in {label} (iteration {counters.step}); the run of the last "
-                        f"finished round, if any, is in {folder.path}")
+        raise Stopped(f"stopped by {stopped} in {label} (iteration {counters.step}); the run of the last "
+                      f"finished round, if any, is in {folder.path}", stopped)
     finite = [v for v in losses if math.isfinite(v)]
     tail = finite[-max(1, len(finite) // 10):]
     return {"iterations": counters.step, "seconds": round(time.monotonic() - started, 1),

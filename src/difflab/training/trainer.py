@@ -1,7 +1,8 @@
 """The Trainer: builds one run's pieces and drives the loop (AdamW, warm-up + cosine LR, clipping, EMA, CFG dropout).
 
 The network comes from outside (`model_factory`); the jobs around the loop are collaborators with one job
-each: budget.py, batches.py, losses.py, step.py (the non-finite guard), loop.py, and its callbacks
+each: pieces.py (what is built from the config), budget.py, batches.py, losses.py, step.py (the non-finite
+guard), loop.py, and its callbacks
 metrics_log.py, progress.py, sample_grids.py, checkpointing.py. All randomness of the loop comes from
 generators saved in the snapshot, so a resumed run continues exactly.
 """
@@ -13,24 +14,21 @@ from pathlib import Path
 import torch
 
 from difflab import precision
-from difflab.data import ImageDataset, load_dataset
-from difflab.diffusion import NoiseSchedule
-from difflab.errors import UserError
-from difflab.nn.spec import ModelFactory, build
+from difflab.errors import Stopped, UserError
+from difflab.nn.spec import ModelFactory
 from difflab.run.folder import RunFolder
 from difflab.training import distributed
 from difflab.training.batches import Batches
 from difflab.training.budget import Budget, Counters, WarmupCosine
 from difflab.training.checkpointing import Checkpoints, SaveEvery
-from difflab.training.conditioning import TextConditioning, make_conditioning
 from difflab.training.config import TrainConfig
 from difflab.training.distributed import resolve_device  # re-exported: api, distill
-from difflab.training.ema import EMA
 from difflab.training.faults import Faults
 from difflab.training.guide import GuideSnapshot
 from difflab.training.loop import Loop
 from difflab.training.losses import DiffusionLoss
 from difflab.training.metrics_log import MetricsLog
+from difflab.training.pieces import build_pieces
 from difflab.training.progress import Progress
 from difflab.training.sample_grids import SampleGrids
 from difflab.training.step import MAX_BAD_STEPS, Step
@@ -60,7 +58,10 @@ class Trainer:
         if check_every_step is None:  # free on a CPU; on a GPU it would stall the queue every step
             check_every_step = self.device.type == "cpu" and not self.faults.deferred_checks
         self.check_every_step = check_every_step
-        self._build_model(model_factory)
+        pieces = build_pieces(config, self.device, model_factory)  # pieces.py: data, network, EMA, AdamW, schedule
+        self.data, self.conditioning, self.class_prompts = pieces.data, pieces.conditioning, pieces.class_prompts
+        self.model, self.ema, self.net, self.optimizer = pieces.model, pieces.ema, pieces.net, pieces.optimizer
+        self.alphas_cumprod = pieces.alphas_cumprod
         self.counters, self.tracker = Counters(), Tracker()  # the tracker does nothing until run() opens one
         self.budget, self.schedule = Budget.of(config, len(self.data)), WarmupCosine.of(config)
         self.generator = torch.Generator().manual_seed(config.seed)  # data order (CPU, once per epoch)
@@ -82,29 +83,6 @@ class Trainer:
                                  enabled=main)
         self.checkpoints = Checkpoints(self.folder, allow_rng_reset=allow_rng_reset)
         (self.checkpoints.restore if resume else self.checkpoints.start)(self)
-
-    def _build_model(self, model_factory: ModelFactory | None) -> None:
-        """Data, conditioning, the network (from `model_factory`), its EMA and AdamW."""
-        c = self.config
-        self.data: ImageDataset = load_dataset(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
-        _, h, w = self.data.image_shape
-        if h != w:
-            raise UserError(f"{c.dataset}: images must be square, got {h}x{w}; fix: --image-size N")
-        self.conditioning = make_conditioning(c.conditioning, self.data, conditional=c.conditional,
-                                              encoder=c.text_encoder, device=self.device)
-        text = isinstance(self.conditioning, TextConditioning)  # per class, what `--label k` means for a text model
-        self.class_prompts = self.conditioning.class_prompts(self.data) if text else None
-        torch.manual_seed(c.seed)
-        spec = c.model_spec(self.data.image_shape, self.data.num_classes,
-                            text_dim=getattr(self.conditioning, "text_dim", 0))
-        self.model = build(spec, model_factory).to(self.device)
-        self.ema = EMA(self.model, c.ema_decay)
-        self.net = distributed.wrap(self.model)  # what the forward pass goes through: DDP with many processes
-        if c.compile:
-            self.net = torch.compile(self.net)  # the saved weights stay those of `self.model` (no `_orig_mod.`)
-        self.optimizer = torch.optim.AdamW(  # fused: one kernel, and `found_inf` lets the device skip a step
-            self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay, fused=True)
-        self.alphas_cumprod = NoiseSchedule(c.schedule, c.num_timesteps).alphas_cumprod.to(self.device)
 
     def progress(self) -> float:
         """Fraction of the budget used: the largest over steps, epochs and minutes."""
@@ -149,8 +127,8 @@ class Trainer:
             self.threads.restore()
             self.checkpoints.close()  # the folder's lock: another process may write it now
         if stopped:
-            raise UserError(f"stopped by {stopped} at step {self.step}; state saved: continue with "
-                            f"difflab train --resume {self.run_dir}")
+            raise Stopped(f"stopped by {stopped} at step {self.step}; state saved: continue with "
+                          f"difflab train --resume {self.run_dir}", stopped)
         return self.run_dir
 
     def _log(self, loss: float | torch.Tensor, images_per_s: float) -> None:
