@@ -29,7 +29,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from difflab.errors import UserError
+from difflab.errors import Stopped, UserError
 from difflab.run import RunFolder, files
 from difflab.training.config import TrainConfig
 
@@ -159,24 +159,36 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, parallel: int = 1, log=print)
 
 
 def _run_parallel(jobs: list, parallel: int, log) -> list[list[dict]]:
+    """At most `parallel` runs submitted at a time: nothing waits in the pool's queue, so after a Ctrl-C no
+    new run starts (a queued one would train to the end while the interrupt waits for it)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores, do not oversubscribe them
     context = multiprocessing.get_context("spawn")  # fork and torch's thread pools do not mix
+    results, running, todo = [None] * len(jobs), {}, list(enumerate(jobs))
     with ProcessPoolExecutor(parallel, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_one, *job, log=None) for job in jobs]
-        results = []
-        for job, future in zip(jobs, futures):
-            results.append(future.result())
-            if log:
-                log(f"{job[0].name}: done")
-        return results
+        while todo or running:
+            while todo and len(running) < parallel:
+                i, job = todo.pop(0)
+                running[pool.submit(run_one, *job, log=None)] = i
+            done, _ = wait(running, return_when=FIRST_COMPLETED)  # a Ctrl-C here: runs in training save and stop
+            for future in done:
+                i = running.pop(future)
+                results[i] = future.result()
+                if log:
+                    log(f"{jobs[i][0].name}: done")
+    return results
 
 
 def _init_worker(threads: int) -> None:
+    """Workers ignore Ctrl-C outside training (whose own handler saves and stops): an idle worker would
+    otherwise print a KeyboardInterrupt traceback; the main process reports the interrupt once."""
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
 
@@ -229,10 +241,15 @@ def run_one(run: SweepRun, run_dir: Path, spec: EvalSpec, *, log=print) -> list[
         resume = RunFolder(run_dir).has_state()
         if log:
             log(f"{run.name}: {'resuming' if resume else 'training'}")
-        if resume:
-            api.train(resume=run_dir, progress=False, evaluate=False)
-        else:
-            api.train(run.config, out=run_dir, progress=False, evaluate=False)
+        try:
+            if resume:
+                api.train(resume=run_dir, progress=False, evaluate=False)
+            else:
+                api.train(run.config, out=run_dir, progress=False, evaluate=False)
+        except Stopped as err:
+            if err.exit_code == Stopped.EXIT["SIGINT"]:  # Ctrl-C: training saved its state; a rerun resumes it
+                raise KeyboardInterrupt from None  # `difflab: interrupted`, exit 130, no DONE marker
+            raise
         info = {"train_seconds": round(time.monotonic() - started, 2), "final_loss": final_loss(run_dir)}
         files.write_json(done, info)  # atomic: a kill leaves no half-written marker
     base = {"run": run.name, **{k: _cell(v) for k, v in run.changes.items()}, **info}
@@ -274,7 +291,7 @@ def sort_key(metric: str):
 
 
 def _cell(value):
-    return "-".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+    return "-".join(fmt_value("", v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 # --- results table ----------------------------------------------------------------------------
@@ -291,16 +308,26 @@ def write_results(rows: list[dict], varied: tuple[str, ...], metric: str, out: P
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt_value(c, r.get(c)) for c in columns) + " |" for r in rows]
     (out / "results.md").write_text(f"Sorted by {metric} (best first).\n\n" + "\n".join(lines) + "\n")
     plot_metric(rows, [*varied, *(["guidance"] if len({r["guidance"] for r in rows}) > 1 else [])], metric,
                 out / "results.png")
 
 
-def _fmt(value) -> str:
+RATES = set(JUDGE_METRICS)  # fractions in [0, 1]: shown as percentages
+
+
+def fmt_value(key: str, value) -> str:
+    """A table cell for people: 3 significant figures (0.1 + 0.2 shows as 0.3), rates as % ("97.3%")."""
     if value is None:
         return ""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(value, (list, tuple)):
+        return "-".join(fmt_value(key, v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if key in RATES:
+        return f"{100 * value:.3g}%" if value < 0.995 else f"{100 * value:.1f}%"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def plot_metric(rows: list[dict], keys: list[str], metric: str, path: Path) -> Path:
@@ -310,8 +337,8 @@ def plot_metric(rows: list[dict], keys: list[str], metric: str, path: Path) -> P
     keys = keys or ["run"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), dpi=110, squeeze=False)
     for ax, key in zip(axes[0], keys):
-        values = sorted({str(r.get(key)) for r in rows}, key=_natural)
-        points = [(values.index(str(r.get(key))), r[metric]) for r in rows if r.get(metric) is not None]
+        values = sorted({fmt_value(key, r.get(key)) for r in rows}, key=_natural)
+        points = [(values.index(fmt_value(key, r.get(key))), r[metric]) for r in rows if r.get(metric) is not None]
         ax.scatter([p[0] for p in points], [p[1] for p in points], color="tab:blue")
         ax.set_xticks(range(len(values)), values, rotation=30 if len(values) > 4 else 0)
         ax.set(xlabel=key, ylabel=metric)

@@ -63,6 +63,6 @@ def test_results_table_files(tmp_path):
     write_results(rows, ("lr",), "accuracy", tmp_path)
     md = (tmp_path / "results.md").read_text().splitlines()
     assert md[2] == "| run | lr | guidance | accuracy | final_loss |"
-    assert md[4] == "| 000-lr=0.1 | 0.1 | 3 | 0.9123 | 0.2 |"
+    assert md[4] == "| 000-lr=0.1 | 0.1 | 3 | 91.2% | 0.2 |"  # issue 20: 3 significant figures, rates in %
     assert (tmp_path / "results.csv").read_text().splitlines()[0] == "run,lr,guidance,accuracy,final_loss"
     assert (tmp_path / "results.png").stat().st_size > 1000

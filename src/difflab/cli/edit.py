@@ -1,7 +1,9 @@
 """`difflab edit <noise|denoise|sdedit|inpaint|anagram|hybrid|denoise-ood> RUN ...`: figures from edits.
 
-Each command writes a PNG strip (`--out`) and, with `--save-npz FILE`, the raw images (uint8 NHWC)
-with their labels, inputs and masks.
+Each command writes a PNG strip, by default into the run folder (`RUN/edit/<edit>-<input, target, seed>.png`,
+never replacing an earlier edit) or to `--out`, and, with `--save-npz FILE`, the raw images (uint8 NHWC)
+with their labels, inputs and masks. The input is `--image`, or a test image by class (`--from-class 3`,
+`--from-class Sneaker`) or by index (`--from-index 3`; `--from-dataset` is its deprecated old name).
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ def register(sub) -> None:
         if name in INPUT_COMMANDS:
             source = e.add_mutually_exclusive_group(required=True)
             source.add_argument("--image", type=Path, help="PNG/JPG (a photo of a drawing works: made MNIST-like)")
-            source.add_argument("--from-dataset", type=number(int), metavar="INDEX", help="a test image of the run's dataset")
+            source.add_argument("--from-class", metavar="C", help="the first test image of class C (an id or a class name)")
+            source.add_argument("--from-index", type=number(int), metavar="I", help="test image number I of the run's dataset")
+            source.add_argument("--from-dataset", type=number(int), metavar="INDEX",
+                                help="deprecated alias of --from-index (an index, not a class)")
         _ADD[name](e)
         e.add_argument("--n", type=number(int), default=None, help="images per setting (default 1; 16 for anagram/hybrid)")
         if name == "denoise-ood":
@@ -51,7 +56,7 @@ def register(sub) -> None:
             e.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
         else:
             add_sampler_options(e)
-        e.add_argument("--out", type=Path, default=Path(f"edit-{name}.png"), help=f"PNG strip (default edit-{name}.png)")
+        e.add_argument("--out", type=Path, help=f"PNG strip (default RUN/edit/{name}-<details>.png; ./edit/ for --pipeline)")
         e.add_argument("--save-npz", type=Path, metavar="FILE", help="also save images, labels, inputs, masks")
         e.set_defaults(func=run)
 
@@ -115,22 +120,43 @@ def run(args) -> int:
     n = args.n if args.n is not None else (16 if args.edit in ("anagram", "hybrid") else 1)
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
+    if args.out is None:
+        args.out = commands.default_out(loaded, args.edit, _details(args))
     figure, arrays = _RUN[args.edit](commands, loaded, args, n)
-    print(f"wrote {figure}")
     if args.save_npz:
         commands.save_arrays(args.save_npz, arrays)
-        print(f"wrote {', '.join(arrays)} to {args.save_npz}")
+    also = f" and {', '.join(arrays)} to {args.save_npz}" if args.save_npz else ""
+    print(f"wrote {figure}{also}")
     return 0
+
+
+def _details(args) -> list[str]:
+    """What tells one edit's default file name from another's: its input, target or classes, and seed."""
+    parts = []
+    if getattr(args, "image", None) is not None:
+        parts.append(f"image-{args.image.stem}")
+    elif getattr(args, "from_class", None) is not None:
+        parts.append(f"class-{args.from_class}")
+    elif getattr(args, "from_index", None) is not None or getattr(args, "from_dataset", None) is not None:
+        parts.append(f"index-{args.from_index if args.from_index is not None else args.from_dataset}")
+    if _target(args) is not None:
+        parts.append(f"to-{_target(args)}")
+    if args.edit == "anagram":
+        parts += [*(args.prompts or [",".join(map(str, args.labels or ()))]), args.view]
+    if args.edit == "hybrid":
+        parts += [f"far-{args.far}", f"near-{args.near}"] if args.prompts is None else args.prompts
+    return [*parts, f"seed{args.seed}"]
 
 
 def _input(commands, loaded, args, n: int):
     """The input image, once per row: `(n, C, H, W)`."""
-    return commands.load_input(loaded, image=args.image, from_dataset=args.from_dataset).repeat(n, 1, 1, 1)
+    return commands.load_input(loaded, image=args.image, from_dataset=args.from_dataset, from_index=args.from_index,
+                               from_class=args.from_class).repeat(n, 1, 1, 1)
 
 
 def _target(args):
     """The class id, or the prompt, an edit steers towards (None: unconditional)."""
-    return args.prompt if getattr(args, "prompt", None) is not None else args.label
+    return args.prompt if getattr(args, "prompt", None) is not None else getattr(args, "label", None)
 
 
 def _mask(args, size: int):

@@ -46,16 +46,20 @@ def run(args) -> int:
     config = EvalConfig(seed=0, inception_weights=str(args.inception_weights) if args.inception_weights else None,
                         pictures=not args.no_pictures)
     result = _from_images(args, config) if args.images else _from_run(args, config)
-    print("\n".join(suite_lines(result, width=min(100, shutil.get_terminal_size().columns))))
-    _also_json(args, result)
+    lines = suite_lines(result, width=min(100, shutil.get_terminal_size().columns))
+    lines[-1] += _also_json(args, result)  # the last line says what was written where: one line, all of it
+    print("\n".join(lines))
     return 0
 
 
-def _also_json(args, result: dict) -> None:
+def _also_json(args, result: dict) -> str:
+    """Write `--json` too; the words to add to the "wrote" line."""
     from difflab.run import files
 
-    if args.json:
-        files.write_json(args.json, result)
+    if not args.json:
+        return ""
+    files.write_json(args.json, result)
+    return f", and a copy in {args.json}"
 
 
 def _from_run(args, config) -> dict:
@@ -80,8 +84,7 @@ def _prompts(args) -> int:
                               **sampler_settings(args))
     print("\n".join(prompt_lines(result, str(args.run))))
     out = write_prompts_eval(loaded, result, args.name)
-    _also_json(args, result)
-    print(f"  wrote {out}")
+    print(f"  wrote {out}{_also_json(args, result)}")
     return 0
 
 

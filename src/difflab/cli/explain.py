@@ -72,8 +72,8 @@ def _run(args, command: str, explain, **options) -> int:
     if command == "emergence":
         for th, at in numbers["appears"].items():
             print(f"mean p(final class) >= {th}: " + (f"{100 * at:.0f}% of the steps" if at is not None else "never"))
-    for path in paths:
-        print(f"wrote {path}")
+    names = ", ".join(str(p.relative_to(out)) if p.is_relative_to(out) else str(p) for p in map(Path, paths))
+    print(f"wrote {len(paths)} file(s) to {out}/: {names}")  # one line: what, and where
     return 0
 
 

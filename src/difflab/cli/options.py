@@ -15,7 +15,8 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports errors in one line (no usage dump); `main` turns them into exit code 2."""
 
     def error(self, message: str) -> typing.NoReturn:
-        raise UserError(f"{self.prog}: {message}")
+        where = self.prog.removeprefix("difflab").strip()  # `main` prints "difflab: error: " once
+        raise UserError(f"{where}: {message}" if where else message)
 
 
 def number(kind):

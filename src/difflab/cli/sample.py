@@ -55,8 +55,8 @@ def run(args) -> int:
     try:
         consume(chunks, sink, show=not args.no_progress and n > args.chunk_size)
     except KeyboardInterrupt:
-        sink.finish(interrupted=True)
-        raise
+        sink.finish(interrupted=True)  # keeps what was generated and says so, in one line
+        return 130
     except OSError as err:  # disk full or folder gone: what is on disk stays valid
         raise UserError(f"cannot write ({err.strerror or err}); {sink.kept()}; fix: free space, then sample "
                         "again into a new --out-dir") from None

@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from difflab.sweep import SweepSpec, prepare_folder, run_sweep
+    from difflab.sweep import SweepSpec, fmt_value, prepare_folder, run_sweep
 
     spec = SweepSpec.load(args.spec)
     out = prepare_folder(spec, args.spec, args.out)
@@ -24,6 +24,7 @@ def run(args) -> int:
     rows = run_sweep(spec, out, parallel=args.parallel)
     metric = spec.evaluate.metric
     best = rows[0] if rows else {}
-    print(f"best by {metric}: {best.get('run')} ({metric} {best.get(metric)}, guidance {best.get('guidance')})")
-    print(f"wrote {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.png'}")
+    print(f"best by {metric}: {best.get('run')} ({metric} {fmt_value(metric, best.get(metric))}, "
+          f"guidance {fmt_value('guidance', best.get('guidance'))})")
+    print(f"wrote {len(spec.runs)} run folder(s) to {out / 'runs'} and the table to {out}/results.md, .csv, .png")
     return 0

@@ -7,6 +7,7 @@ The `Editor` does the sampling; this module only lays its tensors out as figures
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -25,19 +26,73 @@ def make_editor(run, settings: dict) -> Editor:
     return Editor(run, **settings)
 
 
-def load_input(run, *, image: Path | None = None, from_dataset: int | None = None) -> torch.Tensor:
-    """The input image `(1, C, H, W)` in [-1, 1]: a preprocessed drawing/photo, or a test image."""
-    from difflab.data import load_dataset
+def load_input(run, *, image: Path | None = None, from_dataset: int | None = None, from_index: int | None = None,
+               from_class: int | str | None = None) -> torch.Tensor:
+    """The input image `(1, C, H, W)` in [-1, 1]: a preprocessed drawing/photo, or a test image picked by
+    class (`from_class`: the first test image of that class id or name) or by index (`from_index`;
+    `from_dataset` is its deprecated old name: users read "3" as a class, so both words exist now)."""
     from difflab.edit.preprocess import load_drawing
 
     c, _, size = run.spec.image_shape
     if image is not None:
         return load_drawing(image, size=size).expand(1, c, size, size).clone()
+    data = _test_split(run)
+    if from_class is not None:
+        index = first_of_class(data, from_class, dataset=run.config.dataset)
+    else:
+        index, flag = (from_index, "--from-index") if from_index is not None else (from_dataset, "--from-dataset")
+        if index is None:
+            raise UserError("no input image; fix: give --image FILE, --from-class C or --from-index I")
+        if not 0 <= index < len(data):
+            raise UserError(f"{flag} {index} is out of range; the {run.config.dataset} test split has 0..{len(data) - 1}")
+    return data.images[index : index + 1].to(torch.float32)
+
+
+def _test_split(run):
+    from difflab.data import load_dataset
+
     cfg = run.config
-    data = load_dataset(cfg.dataset, split="test", data_dir=cfg.data_dir, image_size=cfg.image_size)
-    if not 0 <= from_dataset < len(data):
-        raise UserError(f"--from-dataset {from_dataset} is out of range; the {cfg.dataset} test split has 0..{len(data) - 1}")
-    return data.images[from_dataset : from_dataset + 1].to(torch.float32)
+    if getattr(cfg, "dataset", None) is None:
+        raise UserError("--from-class/--from-index need a difflab run (its dataset); fix: give --image FILE")
+    return load_dataset(cfg.dataset, split="test", data_dir=cfg.data_dir, image_size=cfg.image_size)
+
+
+def class_id(value: int | str, names: tuple[str, ...]) -> int:
+    """A class id from an id (3, "3") or a class name ("Sneaker", any case)."""
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        k = int(text)
+        if not 0 <= k < len(names):
+            raise UserError(f"--from-class {text} is out of range; use a class id 0..{len(names) - 1} or a name")
+        return k
+    lowered = [n.lower() for n in names]
+    if text.lower() not in lowered:
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise UserError(f"--from-class {text!r} is not a class; use an id 0..{len(names) - 1} or a name ({shown})")
+    return lowered.index(text.lower())
+
+
+def first_of_class(data, value: int | str, *, dataset: str = "dataset's") -> int:
+    """The index of the first test image of class `value` (an id or a name)."""
+    k = class_id(value, data.class_names)
+    hits = (data.labels == k).nonzero().flatten()
+    if not len(hits):
+        raise UserError(f"the {dataset} test split has no image of class {value}; fix: pick another --from-class")
+    return int(hits[0])
+
+
+def default_out(run, edit: str, details: list[str] | tuple[str, ...] = ()) -> Path:
+    """Where an edit's strip goes without `--out`: `RUN/edit/<edit>-<details>.png` (a `--pipeline`, which has
+    no run folder: `./edit/`). A name already taken gets `-2`, `-3`, ... so one edit never replaces another."""
+    slug = "-".join(re.sub(r"[^A-Za-z0-9=.+_-]+", "_", str(d)).strip("_")[:40] for d in (edit, *details) if str(d))
+    folder = getattr(run, "folder", None)
+    for n in range(1, 10_000):
+        name = f"{slug}.png" if n == 1 else f"{slug}-{n}.png"
+        path = folder.sub("edit", name, create=True) if folder is not None else Path("edit") / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
+    raise UserError(f"{path.parent} holds 10,000 {slug} edits; fix: give --out FILE")
 
 
 def save_arrays(path: Path, arrays: dict) -> None:
@@ -55,13 +110,14 @@ def u8(x: torch.Tensor):
 
 
 def tuples(*batches: torch.Tensor, per_row: int = 4) -> tuple[torch.Tensor, int]:
-    """Interleave `(n, C, H, W)` batches as tuples, `per_row` tuples per row → `(R, k*per_row, C, H, W)`, per_row."""
+    """Interleave `(n, C, H, W)` batches as tuples, about `per_row` tuples per row → `(R, k*cols, C, H, W)`, cols.
+
+    `cols` divides `n` (the divisor nearest `per_row`), so every cell holds an image: padding the last row
+    left blank cells in the figure (16 hybrids at 3 per row)."""
     stacked = torch.stack(batches, dim=1)  # (n, k, C, H, W)
     n, k = stacked.shape[:2]
-    cols = min(n, per_row)
-    rows = -(-n // cols)
-    blank = torch.full((rows * cols - n, k, *stacked.shape[2:]), -1.0)
-    return torch.cat([stacked, blank]).reshape(rows, k * cols, *stacked.shape[2:]), cols
+    cols = min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - per_row), -d))
+    return stacked.reshape(n // cols, k * cols, *stacked.shape[2:]), cols
 
 
 def short(target, width: int = 8) -> str:
@@ -188,5 +244,5 @@ def edit_denoise_ood(run, x: torch.Tensor, *, sigmas, out: Path, seed: int = 0) 
     return path, {"images": u8(table), "sigmas": list(sigmas), "inputs": u8(x[:1])}
 
 
-__all__ = ["edit_anagram", "edit_denoise", "edit_denoise_ood", "edit_hybrid", "edit_inpaint", "edit_noise",
+__all__ = ["class_id", "default_out", "edit_anagram", "edit_denoise", "edit_denoise_ood", "edit_hybrid", "edit_inpaint", "edit_noise",
            "edit_sdedit", "load_input", "make_editor", "save_arrays"]

@@ -14,12 +14,32 @@ Class ids are 0..num_classes-1; `num_classes` (or `class_labels=None`) is the nu
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.unets.unet_2d import UNet2DOutput
 
 from difflab.nn.unet import UNet
+
+
+class _DuckTypedUNet(logging.Filter):
+    """Drops diffusers' "Expected types for unet: UNet2DModel, got DifflabUNet2DModel" and nothing else.
+
+    The pipelines annotate `unet: UNet2DModel` but only use what this class has (`config.sample_size`,
+    `config.in_channels`, `.sample`); our FiLM U-Net cannot be a `UNet2DModel`, so the mismatch is by
+    design and the warning, printed on every `DiffusionPipeline.from_pretrained`, says nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Expected types for unet") and "DifflabUNet2DModel" in message)
+
+
+def _quiet_type_check() -> None:
+    log = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    if not any(isinstance(f, _DuckTypedUNet) for f in log.filters):
+        log.addFilter(_DuckTypedUNet())
 
 
 class DifflabUNet2DModel(ModelMixin, ConfigMixin):
@@ -42,6 +62,15 @@ class DifflabUNet2DModel(ModelMixin, ConfigMixin):
                          num_classes=num_classes, time_conditioning=time_conditioning, dropout=dropout,
                          groups=groups, text_dim=text_dim, cross_attention_levels=tuple(cross_attention_levels))
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """diffusers' loader; `low_cpu_mem_usage` defaults to whether accelerate is installed (diffusers
+        defaults it to True and then warns, on every load without accelerate, that it used False)."""
+        from diffusers.utils import is_accelerate_available
+
+        kwargs.setdefault("low_cpu_mem_usage", is_accelerate_available())
+        return super().from_pretrained(*args, **kwargs)
+
     def forward(self, sample: torch.Tensor, timestep, class_labels: torch.Tensor | None = None,
                 return_dict: bool = True, encoder_hidden_states: torch.Tensor | None = None):
         """`(B, C, H, W)`, a scalar or `(B,)` timestep, optional `(B,)` class ids or, for a text run,
@@ -50,3 +79,6 @@ class DifflabUNet2DModel(ModelMixin, ConfigMixin):
         t = t.expand(sample.shape[0]) if t.ndim == 0 else t  # (B,)
         out = self.unet(sample, t, encoder_hidden_states if self.unet.text_dim else class_labels)
         return UNet2DOutput(sample=out) if return_dict else (out,)
+
+
+_quiet_type_check()  # on import: diffusers only loads this class once this module is imported

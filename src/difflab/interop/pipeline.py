@@ -73,6 +73,15 @@ class PipelineRun(Run):
         self.path, self.config, self.model, self.class_names = Path(path), config, model, tuple(class_names)
         self.alphas_cumprod, self.class_prompts, self._embedder = alphas_cumprod, None, None
 
+    def sampler(self, **overrides):
+        """The export's sampler defaults (difflab.json) with `overrides`; `Run.sampler` asks the run folder
+        for a guide network, and a pipeline has neither (CFG only, no autoguidance on top)."""
+        from difflab.sampling import Sampler
+
+        c = self.config
+        return Sampler(c.solver, c.sample_steps, c.guidance, c.guidance_method, tuple(c.guidance_interval),
+                       c.guidance_rescale).replace(**overrides)
+
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", **_) -> PipelineRun:
         path = Path(path)
@@ -132,18 +141,23 @@ def _find_parts(path: Path) -> tuple[Path, Path]:
 
 
 def _load_unet(unet_dir: Path):
-    """The UNet and whether it has difflab's null class (only difflab's exported model does)."""
+    """The UNet and whether it has difflab's null class (only difflab's exported model does).
+
+    `low_cpu_mem_usage` is asked for only when accelerate is installed: diffusers defaults it to True and,
+    without accelerate, warns on every load that it fell back to False."""
+    from diffusers.utils import is_accelerate_available
+
     name = json.loads((unet_dir / "config.json").read_text()).get("_class_name")
     if name == "DifflabUNet2DModel":
         from difflab.interop.diffusers_model import DifflabUNet2DModel
 
-        return DifflabUNet2DModel.from_pretrained(unet_dir), True
+        return DifflabUNet2DModel.from_pretrained(unet_dir, low_cpu_mem_usage=is_accelerate_available()), True
     if name != "UNet2DModel":
         raise UserError(f"{unet_dir}: unsupported model class {name!r}; --pipeline reads UNet2DModel or "
                         "DifflabUNet2DModel (text-conditioned UNets need prompt embeddings)")
     from diffusers import UNet2DModel
 
-    return UNet2DModel.from_pretrained(unet_dir), False
+    return UNet2DModel.from_pretrained(unet_dir, low_cpu_mem_usage=is_accelerate_available()), False
 
 
 def _read_optional(path: Path) -> dict:

@@ -26,7 +26,8 @@ class Progress:
         self.bar.refresh()
 
     def close(self) -> None:
-        self.bar.n = self.bar.total
+        """Where the budget stands: 100% only when it is spent (a Ctrl-C at 30% shows 30%)."""
+        self.bar.n = min(1000, int(1000 * self.progress()))
         self.bar.close()
 
 
