@@ -12,7 +12,7 @@ import sys
 from difflab.cli.options import Parser
 from difflab.errors import Stopped, UserError
 
-SUBCOMMANDS = ("train", "sample", "distill", "edit", "evaluate", "report", "explain", "sweep", "export")  # modules of difflab.cli, in --help order
+SUBCOMMANDS = ("train", "sample", "distill", "edit", "evaluate", "report", "explain", "sweep", "export", "studio")  # modules of difflab.cli, in --help order
 
 
 def build_parser() -> Parser:
