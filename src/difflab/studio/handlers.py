@@ -44,8 +44,9 @@ class Page:
         facts, warning = describe(self.run.folder)
         trained = f" — trained {facts.line()}" if facts is not None else ""
         s = self.run.sampler()
+        auto = f" + autoguidance {s.autoguidance:g} (kept under cfg)" if s.autoguidance != 1 else ""
         line = (f"**{self.run.path}**{trained}. Default sampler: {s.solver}, {s.steps} steps, "
-                f"{s.guidance_method} guidance {s.guidance:g}. Outputs go to `{self.studio.out}`.")
+                f"{s.guidance_method} guidance {s.guidance:g}{auto}. Outputs go to `{self.studio.out}`.")
         return line + (f"\n\n⚠ {warning}" if warning else "")
 
     def target(self, choice, *, every: bool = False):
