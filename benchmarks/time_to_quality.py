@@ -38,6 +38,7 @@ from difflab.training.config import TrainConfig
 from difflab.training.trainer import Trainer
 
 THRESHOLDS = (0.90, 0.95)
+BASE: dict = {}  # --set: TrainConfig fields for training and sampling (e.g. an earlier recipe, to compare with its figures)
 LINES = ("ours", "diffusers", "cli")
 
 
@@ -83,7 +84,7 @@ def model_factory(name: str):
 
 
 def train_in_process(name: str, minutes: float, every: float) -> tuple[list[dict], torch.nn.Module]:
-    config = TrainConfig(minutes=minutes, num_sample_grids=0, checkpoint_minutes=1e6)
+    config = TrainConfig(**{**BASE, "minutes": minutes, "num_sample_grids": 0, "checkpoint_minutes": 1e6})
     SnapshotTrainer.every = every
     with tempfile.TemporaryDirectory() as out:
         trainer = SnapshotTrainer(config, Path(out) / "run", show_progress=False, model_factory=model_factory(name))
@@ -135,9 +136,10 @@ class Evaluator:
 
         self.judge, self.model, self.snapshots, self.cache = judge, model, snapshots, {}
         self.labels = class_labels(10, n // 10)
-        c = TrainConfig()
+        c = TrainConfig(**BASE)
         self.alphas_cumprod = NoiseSchedule(c.schedule, c.num_timesteps).alphas_cumprod
-        self.sampler = Sampler(c.solver, c.sample_steps, c.guidance, seed=0)  # the run's default sampler
+        self.sampler = Sampler(c.solver, c.sample_steps, c.guidance, guidance_interval=c.guidance_interval, seed=0,
+                               precision=c.precision)  # the run's default sampler, CFG only (no guide network here)
         self.cond = Condition.classes(self.labels, 10)
 
     def accuracy(self, i: int) -> float:
@@ -191,9 +193,9 @@ def ratio(rows: dict, th: float, key: str) -> str:
 
 def print_table(rows: dict, args) -> None:
     print(f"\n{' '.join(sys.argv)}")
-    d = TrainConfig()
+    d = TrainConfig(**BASE)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n={args.n} samples, {d.solver} {d.sample_steps} steps, "
-          f"guidance {d.guidance:g}; "
+          f"guidance {d.guidance:g} on t/T in {list(d.guidance_interval)}; {d.precision} precision; "
           f"snapshots every {args.every:g} s")
     head = ["line", "steps", "final acc", "90% wall min", "90% CPU min", "95% wall min", "95% CPU min", "evals"]
     print(" | ".join(head))
@@ -214,10 +216,13 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=20.0, help="seconds of training between snapshots")
     parser.add_argument("--n", type=int, default=1000, help="samples per evaluation (n/10 per class)")
     parser.add_argument("--cli-args", default="", help="extra `difflab train` flags for the cli line, e.g. '--minutes 5'")
+    parser.add_argument("--set", default="{}", help='TrainConfig fields as JSON for ours/diffusers, e.g. '
+                        '\'{"min_snr": 0, "guidance": 3, "guidance_interval": [0, 1]}\' (the recipe before issue 16)')
     parser.add_argument("--json", type=Path, help="write the evaluated (time, accuracy) points here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-start", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    BASE.update(json.loads(args.set))
     if args.child:
         return child(args.child, args.child_start, args.every, args.cli_args.split())
     from difflab.evaluation import load_judge
