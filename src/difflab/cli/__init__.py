@@ -31,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"difflab: {err}", file=sys.stderr)
         return err.exit_code
     except UserError as err:
-        one_line = str(err).replace("\r", "\\r").replace("\n", "\\n")  # a user's text may hold newlines
-        print(f"difflab: error: {one_line}", file=sys.stderr)
+        print(f"difflab: error: {err}", file=sys.stderr)  # one line: UserError escapes line breaks itself
         return 2
     except KeyboardInterrupt:
         print("difflab: interrupted", file=sys.stderr)

@@ -73,15 +73,6 @@ class PipelineRun(Run):
         self.path, self.config, self.model, self.class_names = Path(path), config, model, tuple(class_names)
         self.alphas_cumprod, self.class_prompts, self._embedder = alphas_cumprod, None, None
 
-    def sampler(self, **overrides):
-        """The export's sampler defaults (difflab.json) with `overrides`; `Run.sampler` asks the run folder
-        for a guide network, and a pipeline has neither (CFG only, no autoguidance on top)."""
-        from difflab.sampling import Sampler
-
-        c = self.config
-        return Sampler(c.solver, c.sample_steps, c.guidance, c.guidance_method, tuple(c.guidance_interval),
-                       c.guidance_rescale).replace(**overrides)
-
     @classmethod
     def load(cls, path: str | Path, *, device: str = "cpu", **_) -> PipelineRun:
         path = Path(path)
