@@ -107,3 +107,9 @@ def sampler_settings(args: argparse.Namespace) -> dict:
     return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta, precision=args.precision,
                 guidance_method=args.guidance_method, guidance_interval=args.guidance_interval,
                 guidance_rescale=args.guidance_rescale, autoguidance=args.autoguidance)
+
+
+def add_quiet_option(parser: argparse.ArgumentParser, *, default) -> None:
+    """-q/--quiet: no progress bars or stage lines (results, "wrote ..." and errors still print)."""
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars or stage lines (results and errors still print)")

@@ -15,8 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
+from difflab import progress
 from difflab.errors import UserError
 
 CHUNK_BYTES = 1 << 16
@@ -60,7 +59,7 @@ def _stream(url: str, out, *, timeout: float, label: str) -> str:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label) as bar:
+            with progress.bar(total, label, unit="B") as bar:
                 while chunk := response.read(CHUNK_BYTES):
                     out.write(chunk)
                     digest.update(chunk)

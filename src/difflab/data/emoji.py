@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 import PIL
 from PIL import Image, ImageDraw, ImageFont, features
-from tqdm import tqdm
 
+from difflab import progress
 from difflab.data.dataset import ImageDataset, from_uint8
 from difflab.errors import UserError
 from difflab.paths import cache_dir
@@ -182,13 +182,15 @@ def _render_all(emojis: list[Emoji], classes: str, font: ImageFont.FreeTypeFont,
         print("emoji: Pillow's raqm text layout is missing, so flags, skin tones and ZWJ sequences are skipped; "
               "fix: apt-get install libfribidi0 (raqm loads it)", file=sys.stderr, flush=True)
     images, names, captions = [], [], []
-    for emoji in tqdm(emojis, desc="rendering emoji", unit="glyph", file=sys.stderr, dynamic_ncols=True):
-        text = emoji.text if joins else emoji.text.replace("\uFE0F", "")  # basic layout draws VS16 as a glyph
-        pixels = render(font, text, size)
-        if pixels is not None:
-            images.append(pixels)
-            names.append(emoji.class_name(classes))
-            captions.append(emoji.name)
+    with progress.bar(len(emojis), "rendering emoji (once; cached)", unit="glyph") as shown:
+        for emoji in emojis:
+            text = emoji.text if joins else emoji.text.replace("\uFE0F", "")  # basic layout draws VS16 as a glyph
+            pixels = render(font, text, size)
+            if pixels is not None:
+                images.append(pixels)
+                names.append(emoji.class_name(classes))
+                captions.append(emoji.name)
+            shown.update()
     if not images:
         raise UserError(f"the emoji font drew none of {len(emojis)} emoji; fix: {INSTALL} (or point "
                         "DIFFLAB_EMOJI_FONT at NotoColorEmoji.ttf)")

@@ -1,6 +1,6 @@
 """Memorisation and diversity: is each generated image a copy of a training image, and how varied are they?
 
-Nearest neighbours are exact (chunked `torch.cdist`), in pixel space and in judge-feature space. The
+Nearest neighbours are exact (`torch.cdist` in row blocks, pairwise.py), in pixel space and in judge-feature space. The
 yardstick is the held-out real split: real test images were never trained on, so their distance to the
 nearest training image is what "new but plausible" looks like (the test in Carlini et al. 2023 compares
 against such a reference distance). Written here: it is a few lines of `cdist` on top of torch.
@@ -12,16 +12,10 @@ from pathlib import Path
 
 import torch
 
+from difflab.evaluation.pairwise import distance_sum, nearest
 from difflab.report.images import grid, save_png
 
 REFERENCE_QUANTILE = 0.05  # generated images closer than 95% of real test images count as "too close"
-
-
-def nearest(queries: torch.Tensor, keys: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """L2 distance `(N,)` and index `(N,)` of each query's nearest key; inputs are flattened to `(N, D)`."""
-    q, k = queries.flatten(1).float(), keys.flatten(1).float()
-    dist, idx = zip(*(torch.cdist(c, k).min(dim=1) for c in q.split(chunk)))
-    return torch.cat(dist), torch.cat(idx)
 
 
 def memorisation(generated: torch.Tensor, train: torch.Tensor, test: torch.Tensor, *,
@@ -57,8 +51,7 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
     """Mean L2 distance over distinct pairs `(N, D)` → float; 0 when all images are the same."""
     if len(features) < 2:
         return float("nan")
-    d = torch.cdist(features.float(), features.float())
-    return float(d.sum() / (len(features) * (len(features) - 1)))
+    return float(distance_sum(features.float()) / (len(features) * (len(features) - 1)))
 
 
 def diversity(features: torch.Tensor, labels: torch.Tensor, class_names: tuple[str, ...]) -> dict[str, float]:

@@ -18,6 +18,7 @@ import torch
 from scipy import linalg
 
 from difflab.errors import UserError
+from difflab.evaluation.pairwise import any_within, kth_nearest_distance
 
 
 def gaussian_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +62,7 @@ def kid(a: torch.Tensor, b: torch.Tensor, *, subsets: int = 50, subset_size: int
 
 def polynomial_mmd(x: torch.Tensor, y: torch.Tensor) -> float:
     """Unbiased MMD² of `(m, D)` sets, kernel k(u, v) = (u·v / D + 1)³ (Bińkowski et al. 2018, eq. 4)."""
-    m, d = x.shape
+    m, d = x.shape  # m <= EvalConfig.kid_subset_size (1000): three (m, m) kernels are 24 MB, whatever N
     k_xx, k_yy, k_xy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))  # (m, m) each
     within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
     return float(within - 2 * k_xy.mean())
@@ -69,14 +70,12 @@ def polynomial_mmd(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def kth_neighbour_radii(features: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each point to its k-th nearest other point `(N,)`: the manifold's ball radii."""
-    d = torch.cdist(features, features)  # (N, N)
-    return d.kthvalue(k + 1, dim=1).values  # +1: a point is its own nearest neighbour
+    return kth_nearest_distance(features, features, k + 1)  # +1: a point is its own nearest neighbour
 
 
 def _coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
     """Fraction of `points` inside at least one ball (centre, radius)."""
-    inside = [(torch.cdist(chunk, centres) <= radii).any(dim=1) for chunk in points.split(1024)]
-    return float(torch.cat(inside).float().mean())
+    return float(any_within(points, centres, radii).float().mean())
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> tuple[float, float]:

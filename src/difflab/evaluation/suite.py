@@ -17,12 +17,13 @@ from pathlib import Path
 
 import torch
 
+from difflab import progress
 from difflab.data import load_dataset
 from difflab.errors import UserError
 from difflab.evaluation import idk, metrics
 from difflab.evaluation import memorisation as mem
 from difflab.evaluation.fidelity import inception_metrics
-from difflab.evaluation.judge import Judge, judge_samples, load_judge
+from difflab.evaluation.judge import BATCH, Judge, judge_samples, load_judge
 from difflab.run import files
 
 
@@ -41,6 +42,7 @@ class EvalConfig:
     pictures: bool = True
 
 
+EVAL_CHUNK = 250  # images sampled at once: with CFG a U-Net batch of 2 x 250, not the 2 x 500 of `difflab sample`
 IMAGES_OUT = Path("eval")  # `difflab evaluate --images` results: ./eval/ where the user stands (not a run folder)
 SIGNIFICANT_DIGITS = 8  # JSON floats: float64 features differ run to run only far below this
 
@@ -57,7 +59,7 @@ def _reference(dataset: str, data_dir, image_size):
 
 
 @torch.no_grad()
-def features64(net, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def features64(net, images: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
     """Judge features `(N, 128)` computed in float64, so the same images give the same numbers."""
     return torch.cat([net.features(b.double()) for b in images.split(batch_size)])
 
@@ -161,27 +163,38 @@ def measure(images: torch.Tensor, labels: torch.Tensor | None, dataset: str, *, 
             data_dir=None, image_size=None) -> dict:
     """Every metric of `images` against `dataset`, as one JSON-able dict; pictures into `pictures` (None: none)."""
     started = time.monotonic()
-    judge, judge64, train, test, train_feats, test_feats = _reference(dataset, data_dir, image_size)
-    _check_images(images, labels, train.image_shape, train.num_classes)
-    feats = {"gen": features64(judge64.net, images), "train": train_feats, "test": test_feats}
+    with _stage("judge and real features"):
+        judge, judge64, train, test, train_feats, test_feats = _reference(dataset, data_dir, image_size)
+        _check_images(images, labels, train.image_shape, train.num_classes)
+        feats = {"gen": features64(judge64.net, images), "train": train_feats, "test": test_feats}
     ref_idx, floor_idx = reference_split(len(train), len(images), config.seed, config.reference_size)
     result = {"name": name, "dataset": dataset, "n": len(images), "labelled": labels is not None, **(meta or {}),
               "eval_config": asdict(config), "judge_real_accuracy": judge.accuracy, "judge_dataset": dataset}
     if labels is not None:
-        result.update(_judge_section(judge64, images.double(), labels, pictures))
-        result["idk"] = _idk_section(judge, images, labels, dataset, train, config, pictures)
-    result["distribution"] = distribution_metrics(feats["gen"], feats["train"][ref_idx], feats["train"][floor_idx], config)
-    result["distribution"].update(_inception_score_section(judge64, images, train.images[floor_idx], config))
-    result["memorisation"] = _memorisation_section(images, labels, train, test, feats, judge, pictures)
-    result.update(inception_metrics(images, train.images[ref_idx], weights=config.inception_weights, seed=config.seed,
-                                    floor=train.images[floor_idx]))
+        with _stage("judge accuracy and IDK judges"):
+            result.update(_judge_section(judge64, images.double(), labels, pictures))
+            result["idk"] = _idk_section(judge, images, labels, dataset, train, config, pictures)
+    with _stage("FD, KID, precision/recall, IS"):
+        result["distribution"] = distribution_metrics(feats["gen"], feats["train"][ref_idx], feats["train"][floor_idx],
+                                                      config)
+        result["distribution"].update(_inception_score_section(judge64, images, train.images[floor_idx], config))
+    with _stage("memorisation and diversity"):
+        result["memorisation"] = _memorisation_section(images, labels, train, test, feats, judge, pictures)
+    with _stage("Inception metrics" if config.inception_weights else "Inception metrics (no weights: skipped)"):
+        result.update(inception_metrics(images, train.images[ref_idx], weights=config.inception_weights,
+                                        seed=config.seed, floor=train.images[floor_idx]))
     if model is not None and pictures is not None:
         from difflab.evaluation.embeddings import save_embeddings
 
-        result["embeddings"] = save_embeddings(model, images, labels, judge.class_names, pictures, seed=config.seed)
+        with _stage("U-Net embeddings"):
+            result["embeddings"] = save_embeddings(model, images, labels, judge.class_names, pictures, seed=config.seed)
     result = rounded(result)
     result["evaluation_seconds"] = round(time.monotonic() - started, 2)
     return result
+
+
+def _stage(what: str) -> progress.Bar:
+    return progress.stage(f"evaluate: {what}")
 
 
 def _inception_score_section(judge64: Judge, images: torch.Tensor, real: torch.Tensor, config: EvalConfig) -> dict:
@@ -215,7 +228,7 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
         raise UserError(f"--n must be at least {max(k, 20)} (20 images, one per class), got {n}")
     labels = class_labels(k, n // k) if k else None
     started = time.monotonic()
-    images = run.sample(labels, n=None if k else n, seed=seed, **settings)
+    images = _sample(run, labels, n=None if k else n, seed=seed, **settings)
     s = run.sampler(seed=seed, **settings)
     meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
                                                   "guidance_method": s.guidance_method,
@@ -231,3 +244,14 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
     result["written"] = str(folder.sub("eval", f"{name}.json"))
     folder.write_eval(name, result)
     return result
+
+
+def _sample(run, labels, *, n: int | None, seed: int, **settings) -> torch.Tensor:
+    """`run.sample` in chunks of EVAL_CHUNK (the same images), with a bar: sampling is most of an evaluation."""
+    total = len(labels) if labels is not None else n
+    parts = []
+    with progress.bar(total, "evaluate: sampling", unit="img") as shown:
+        for _, images in run.sample_chunks(labels, n=n, seed=seed, chunk_size=EVAL_CHUNK, **settings):
+            parts.append(images)  # (b, C, H, W): kept, small beside the U-Net activations of one chunk
+            shown.update(len(images))
+    return torch.cat(parts)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Saliency
 
+from difflab import progress
 from difflab.diffusion import to_eps, to_x0
 from difflab.errors import UserError
 from difflab.explain.trajectories import cond_values, find_module
@@ -121,6 +122,7 @@ def attribute_over_time(run, traj, methods: list[str], *, noise: str = "live", t
     cond = cond_values(run, traj.labels[:1] if traj.labels is not None else None, device)
     final = traj.final[:1].to(device)
     rows = []
+    shown = progress.bar(len(traj.actual) * len(methods), "explain: attributions", unit="map")
     for asked, t in zip(traj.requested, traj.actual):
         x = (traj.xt[t][:1] if noise == "live" else starting_noise(run, seed)).to(device)  # (1, C, H, W)
         tt = torch.full((1,), t, dtype=torch.long, device=device)
@@ -132,4 +134,6 @@ def attribute_over_time(run, traj, methods: list[str], *, noise: str = "live", t
             if delta is not None:
                 row.update(convergence_delta=float(delta.abs().max()), **completeness(f, x, tt, cond, maps))
             rows.append(row)
+            shown.update()
+    shown.close()
     return rows

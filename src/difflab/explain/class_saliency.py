@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from difflab import progress
 from difflab.diffusion import to_eps
 from difflab.errors import UserError
 from difflab.explain.attribution import attribute, completeness
@@ -51,6 +52,7 @@ def class_saliency(run, traj, *, ig_steps: int = 64) -> list[dict]:
     cond = cond_values(run, traj.labels[:1], device)  # a text run: the class's first caption
     ink = (traj.final[:1] > 0).float()  # (1, C, H, W) where the digit ends up
     rows = []
+    shown = progress.bar(len(traj.actual), "explain: class saliency", unit="step")
     for asked, t in zip(traj.requested, traj.actual):
         x = traj.xt[t][:1].to(device)  # (1, C, H, W) the live x_t
         tt = torch.full((1,), t, dtype=torch.long, device=device)
@@ -64,4 +66,6 @@ def class_saliency(run, traj, *, ig_steps: int = 64) -> list[dict]:
                          difference_on_ink=float((size * ink[:, :1]).sum() / size.sum().clamp_min(1e-12)),
                          ink_fraction=float(ink.mean()), convergence_delta=float(delta.abs().max()),
                          **completeness(g, x, tt, cond, maps)))
+        shown.update()
+    shown.close()
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from difflab import progress
 from difflab.errors import UserError
 from difflab.sampling import class_labels
 
@@ -38,7 +39,8 @@ def emergence(run, judge, *, n: int = 200, seed: int = 0, settings: dict | None 
         else:
             x0s[step.index] = torch.cat([x0s[step.index], step.x0.cpu()])
 
-    final = run.sample(labels, n=None if labels is not None else n, seed=seed, callback=on_step, **(settings or {}))
+    with progress.stage(f"explain: sampling {n} images, x̂₀ kept at every step"):
+        final = run.sample(labels, n=None if labels is not None else n, seed=seed, callback=on_step, **(settings or {}))
     final_class = judge.probabilities(final).argmax(1)  # (N,)
     probs = torch.stack([judge.probabilities(x)[torch.arange(len(final)), final_class] for x in x0s])  # (S, N)
     classes = sorted(set(final_class.tolist()))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from difflab import progress
 from difflab.errors import UserError
 
 CLEAN = 0  # the requested timestep that means "the final, clean image"
@@ -84,8 +85,10 @@ def collect(run, labels: torch.Tensor | None, *, timesteps: list[int], n: int | 
         seen_x.clear(), seen_f.clear()
 
     hooks = [run.model.register_forward_pre_hook(on_input), find_module(run.model, layer).register_forward_hook(on_layer)]
+    count = len(labels) if labels is not None else n
     try:
-        final = run.sample(labels, n=n, seed=seed, callback=on_step, **settings)
+        with progress.stage(f"explain: sampling {count} trajector{'y' if count == 1 else 'ies'}"):
+            final = run.sample(labels, n=n, seed=seed, callback=on_step, **settings)
     finally:
         for h in hooks:
             h.remove()

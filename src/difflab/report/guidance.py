@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from difflab import progress
 from difflab.errors import UserError
 from difflab.report.images import save_grid
 from difflab.report.plots import plt  # the Agg backend, chosen there before pyplot is imported
@@ -86,14 +87,17 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
     if len(labels) < MIN_IMAGES:
         raise UserError(f"a guidance sweep needs at least {MIN_IMAGES} images, got n_per_class={n_per_class} for "
                         f"{run.num_classes} classes; fix: n_per_class >= {-(-MIN_IMAGES // run.num_classes)}")
-    if verbose:
-        auto = f" + autoguidance {sampler.autoguidance:g}" if sampler.autoguidance != 1 else ""
-        print(f"guidance sweep: {len(ws)} strengths × {len(labels)} images ({sampler.guidance_method}{auto}, "
-              f"w = {', '.join(f'{w:g}' for w in ws)}) ...", flush=True)
+    auto = f" + autoguidance {sampler.autoguidance:g}" if sampler.autoguidance != 1 else ""
+    label = (f"guidance sweep: {len(labels)} images at each of w = {', '.join(f'{w:g}' for w in ws)} "
+             f"({sampler.guidance_method}{auto})")
     started = time.monotonic()
     c = run.config
     probe = QualityProbe(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
-    rows = [measure_strength(run, probe, labels, w, seed=seed, default=sampler.guidance) for w in ws]
+    rows = []
+    with progress.bar(len(ws), label, unit="strength", enabled=verbose) as shown:
+        for w in ws:
+            rows.append(measure_strength(run, probe, labels, w, seed=seed, default=sampler.guidance))
+            shown.update()
     result = {"title": "Guidance sweep", "method": sampler.guidance_method,
               "interval": list(sampler.guidance_interval), "rescale": sampler.guidance_rescale,
               "autoguidance": sampler.autoguidance, "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class, "n": len(labels),

@@ -101,9 +101,9 @@ class Outputs:
 
 def consume(chunks, sink: Outputs, *, show: bool) -> None:
     """Hand each chunk to the outputs as it is produced; a progress bar (stderr) when there are several."""
-    from tqdm.auto import tqdm
+    from difflab import progress
 
-    with tqdm(total=sink.n, unit="img", disable=not show, file=sys.stderr, dynamic_ncols=True, desc="sampling") as bar:
+    with progress.bar(sink.n, "sampling", unit="img", enabled=show) as bar:
         for chunk_labels, images in chunks:
             sink.add(chunk_labels, images)
             bar.update(len(images))

@@ -1,12 +1,10 @@
-"""The progress bar (a log-line callback): step, loss, images/s and time left (tqdm on stderr)."""
+"""The training bar (a log-line callback): step, loss, images/s and time left, through `difflab.progress`."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
-from tqdm.auto import tqdm
-
+from difflab import progress as shown
 from difflab.training.budget import Counters
 
 
@@ -16,18 +14,18 @@ class Progress:
     def __init__(self, progress: Callable[[], float], counters: Counters, *, label: str = "training",
                  enabled: bool = True) -> None:
         self.progress, self.counters = progress, counters
-        self.bar = tqdm(total=1000, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
-                        bar_format=label + " |{bar}| {percentage:3.0f}% [{elapsed}<{remaining}] {desc}")
+        self.bar = shown.bar(1000, label, enabled=enabled, percent=True)
 
     def __call__(self, loss: float, images_per_s: float) -> None:
-        self.bar.n = min(1000, int(1000 * self.progress()))
-        self.bar.set_description_str(f"step {self.counters.step} loss {loss:.4f} {images_per_s:.0f} img/s",
-                                     refresh=False)
-        self.bar.refresh()
+        self.bar.note(f"step {self.counters.step} loss {loss:.4f} {images_per_s:.0f} img/s")
+        self.bar.set(self._per_mille())
+
+    def _per_mille(self) -> int:
+        return min(1000, int(1000 * self.progress()))
 
     def close(self) -> None:
         """Where the budget stands: 100% only when it is spent (a Ctrl-C at 30% shows 30%)."""
-        self.bar.n = min(1000, int(1000 * self.progress()))
+        self.bar.set(self._per_mille())
         self.bar.close()
 
 
