@@ -13,12 +13,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import torch
+
 from difflab.errors import UserError
 from difflab.nn.spec import ModelFactory
 from difflab.run import Run, RunFolder
 from difflab.sampling import class_labels
 from difflab.training import distributed, recipes
 from difflab.training.config import TrainConfig
+from difflab.training.end import finish_run  # the end-of-run work, scaled to the data (re-exported)
 from difflab.training.trainer import Trainer, resolve_device
 
 
@@ -97,30 +100,10 @@ def train_here(config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
         trainer.run()
 
 
-def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory: ModelFactory | None = None,
-               progress: bool = True) -> Run:
-    """Pictures, the one-line quality figure and the guidance sweep every finished run gets."""
-    from difflab.report.guidance import guidance_sweep
-    from difflab.report.html import write_report
-    from difflab.report.plots import plot_loss
-    from difflab.report.samples import write_class_grid, write_trajectory
-
-    run = Run.load(run_dir, model_factory=model_factory)
-    folder = run.folder
-    plot_loss(folder.read_metrics(), folder.sub("plots", "loss.png"))
-    if run.spec.samplable:  # a single-step denoiser has nothing to sample (see `difflab edit denoise-ood`)
-        write_class_grid(run, folder.sub("samples", "final.png"))
-        write_trajectory(run, folder.sub("samples", "trajectory.png"))
-        if evaluate and run.num_classes:
-            judge_run(run, n_per_class=100, name="final")
-            guidance_sweep(run, verbose=progress)  # None (skipped) for text and distilled runs
-    write_report(run_dir)  # last, so it shows every picture and evaluation above
-    return run
-
-
-def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | None = None, **settings) -> dict:
-    """Judge accuracy and confidence of `n_per_class` generated images per class, saved as the run's
-    evaluation `name` (`RunFolder.write_eval`). The quick check every run gets; `difflab.evaluate_run`
+def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | None = None, classes=None,
+              **settings) -> dict:
+    """Judge accuracy and confidence of `n_per_class` generated images per class (of `classes`, default all),
+    saved as the run's evaluation `name` (`RunFolder.write_eval`). The quick check every run gets; `difflab.evaluate_run`
     is the full suite (FD, KID, precision/recall, memorisation, ...)."""
     from difflab.evaluation import judge_samples, load_judge
 
@@ -128,6 +111,8 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
         raise UserError("judge accuracy needs a class-conditional run (this one is unconditional)")
     judge = load_judge(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
     labels = class_labels(run.num_classes, n_per_class)
+    if classes is not None:  # a bounded subset (training/end.py: a dataset of thousands of classes)
+        labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n_per_class)
     started = time.monotonic()
     images = run.sample(labels, seed=seed, **settings)
     result = judge_samples(judge, images, labels)

@@ -29,6 +29,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from difflab import progress
 from difflab.errors import Stopped, UserError
 from difflab.run import RunFolder, files
 from difflab.training.config import TrainConfig
@@ -201,14 +202,12 @@ def check_folder(spec: SweepSpec, out: Path) -> None:
 def prepare_folder(spec: SweepSpec, spec_path: str | Path, out: str | Path | None = None) -> Path:
     """The sweep folder (default `sweeps/<spec name>`), checked against `spec` and holding a copy of the
     spec file as `sweep.toml`, so the folder says how it was made."""
-    import shutil
-
     spec_path = Path(spec_path)
     out = Path(out) if out is not None else Path("sweeps") / spec_path.stem
     check_folder(spec, out)
     out.mkdir(parents=True, exist_ok=True)
     if spec_path.resolve() != (out / "sweep.toml").resolve():
-        shutil.copyfile(spec_path, out / "sweep.toml")
+        files.atomic_write_bytes(out / "sweep.toml", spec_path.read_bytes())  # atomic, as every sweep file
     return out
 
 
@@ -240,7 +239,7 @@ def run_one(run: SweepRun, run_dir: Path, spec: EvalSpec, *, log=print) -> list[
         started = time.monotonic()
         resume = RunFolder(run_dir).has_state()
         if log:
-            log(f"{run.name}: {'resuming' if resume else 'training'}")
+            log(f"{run.name}: {'resuming' if resume else 'training'}")  # the run's stage line (its bar is off)
         try:
             if resume:
                 api.train(resume=run_dir, progress=False, evaluate=False)
@@ -253,7 +252,13 @@ def run_one(run: SweepRun, run_dir: Path, spec: EvalSpec, *, log=print) -> list[
         info = {"train_seconds": round(time.monotonic() - started, 2), "final_loss": final_loss(run_dir)}
         files.write_json(done, info)  # atomic: a kill leaves no half-written marker
     base = {"run": run.name, **{k: _cell(v) for k, v in run.changes.items()}, **info}
-    return [{**base, "guidance": g, **_judge(api, run, run_dir, spec, g)} for g in spec.guidance]
+    rows = []
+    with progress.bar(len(spec.guidance), f"{run.name}: judging", unit="strength",
+                      enabled=bool(log) and spec.judge and run.config.conditional) as shown:
+        for g in spec.guidance:
+            rows.append({**base, "guidance": g, **_judge(api, run, run_dir, spec, g)})
+            shown.update()
+    return rows
 
 
 def _judge(api, run: SweepRun, run_dir: Path, spec: EvalSpec, guidance: float) -> dict:
@@ -301,15 +306,17 @@ def write_results(rows: list[dict], varied: tuple[str, ...], metric: str, out: P
                                   *(k for r in rows for k in r)]))
     columns = [c for c in columns if any(c in r for r in rows)]
     import csv
+    import io
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    files.atomic_write_text(out / "results.csv", table.getvalue())  # a full disk keeps the last complete table
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt_value(c, r.get(c)) for c in columns) + " |" for r in rows]
-    (out / "results.md").write_text(f"Sorted by {metric} (best first).\n\n" + "\n".join(lines) + "\n")
+    files.atomic_write_text(out / "results.md", f"Sorted by {metric} (best first).\n\n" + "\n".join(lines) + "\n")
     plot_metric(rows, [*varied, *(["guidance"] if len({r["guidance"] for r in rows}) > 1 else [])], metric,
                 out / "results.png")
 
@@ -345,8 +352,12 @@ def plot_metric(rows: list[dict], keys: list[str], metric: str, path: Path) -> P
         ax.grid(alpha=0.3)
     fig.suptitle(f"{metric} per swept value ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)")
     fig.tight_layout()
-    fig.savefig(path)
+    import io
+
+    picture = io.BytesIO()
+    fig.savefig(picture, format="png")
     plt.close(fig)
+    files.atomic_write_bytes(path, picture.getvalue())
     return path
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from difflab.cli.options import number
 from difflab.precision import PRECISIONS
+from difflab.run.outputs import check_folder, guard
 
 
 def register(sub) -> None:
@@ -26,7 +27,7 @@ def register(sub) -> None:
                    help="the student's forward: fp32 (default) or bf16 autocast; auto: bf16 on CPUs with AVX512-BF16/AMX")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-eval", action="store_true", help="skip the end-of-run judge figure")
-    p.set_defaults(func=run)
+    p.set_defaults(func=guard(run))
 
 
 def run(args) -> int:
@@ -34,6 +35,8 @@ def run(args) -> int:
     from difflab.distill import default_teacher_steps, distill
     from difflab.training.distill import DistillConfig
 
+    if args.out is not None:
+        check_folder(args.out, "--out")  # before minutes of distillation
     teacher_steps = args.teacher_steps or (default_teacher_steps(args.run) if args.run.is_dir() else 16)
     config = DistillConfig(steps=args.steps, teacher_steps=teacher_steps, minutes_per_round=args.minutes_per_round,
                            iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

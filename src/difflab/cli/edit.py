@@ -13,6 +13,7 @@ from pathlib import Path
 
 from difflab.cli.options import add_sampler_options, float_list, int_list, number, sampler_settings
 from difflab.errors import UserError
+from difflab.run.outputs import check_file, guard
 
 COMMANDS = {
     "noise": "the forward process at --t timesteps",
@@ -58,7 +59,7 @@ def register(sub) -> None:
             add_sampler_options(e)
         e.add_argument("--out", type=Path, help=f"PNG strip (default RUN/edit/{name}-<details>.png; ./edit/ for --pipeline)")
         e.add_argument("--save-npz", type=Path, metavar="FILE", help="also save images, labels, inputs, masks")
-        e.set_defaults(func=run)
+        e.set_defaults(func=guard(run))
 
 
 def _add_noise(e) -> None:
@@ -116,12 +117,16 @@ def run(args) -> int:
     from difflab.edit import commands
     from difflab.interop.pipeline import load_run_or_pipeline
 
+    if args.out is not None:  # checked before the model loads and the edit samples
+        args.out = check_file(args.out, "--out", (".png",))
+    if args.save_npz:
+        args.save_npz = check_file(args.save_npz, "--save-npz", (".npz",))
     loaded = load_run_or_pipeline(args.run, args.pipeline, device=args.device)
     n = args.n if args.n is not None else (16 if args.edit in ("anagram", "hybrid") else 1)
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
     if args.out is None:
-        args.out = commands.default_out(loaded, args.edit, _details(args))
+        args.out = check_file(commands.default_out(loaded, args.edit, _details(args)), "--out", (".png",))
     figure, arrays = _RUN[args.edit](commands, loaded, args, n)
     if args.save_npz:
         commands.save_arrays(args.save_npz, arrays)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from difflab.cli.options import Parser, add_sampler_options, int_list, number, sampler_settings
+from difflab.run.outputs import check_folder, guard
 
 DEFAULT_TIMES = (999, 750, 500, 250, 0)
 ATTRIBUTE_TIMES = (900, 500, 100)
@@ -50,7 +51,7 @@ def _command(inner, name: str, help_text: str, func, *, sampler: bool = True):
     p.add_argument("--out", type=Path, help=f"output folder (RUN/explain/{name})")
     if sampler:
         add_sampler_options(p)
-    p.set_defaults(func=func)
+    p.set_defaults(func=guard(func))
     return p
 
 
@@ -65,7 +66,7 @@ def _run(args, command: str, explain, **options) -> int:
     from difflab.run import Run
 
     run = Run.load(args.run, device=args.device)
-    out = commands.output_folder(run, command, args.out)
+    out = check_folder(commands.output_folder(run, command, args.out), "--out")  # before any sampling
     if hasattr(args, "solver"):
         options["settings"] = sampler_settings(args)
     paths, numbers = getattr(commands, explain)(run, out, seed=args.seed, **options)

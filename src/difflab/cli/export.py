@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from difflab.errors import UserError
+from difflab.run.outputs import check_folder, guard
 
 
 def register(sub) -> None:
@@ -13,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("--diffusers", type=Path, metavar="DIR", required=True, help="output folder")
     p.add_argument("--weights", choices=("ema", "model"), default="ema", help="which weights (ema)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=guard(run))
 
 
 def run(args) -> int:
@@ -24,6 +25,7 @@ def run(args) -> int:
         import diffusers  # noqa: F401
     except ImportError:
         raise UserError("export needs diffusers; fix: pip install 'difflab[interop]'") from None
+    check_folder(args.diffusers, "--diffusers")
     out = export_diffusers(Run.load(args.run, weights=args.weights), args.diffusers, overwrite=args.overwrite)
     print(f"wrote {out}; load it with: import difflab.interop.diffusers_model, then "
           f"diffusers.DiffusionPipeline.from_pretrained({str(out)!r})")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from difflab.cli.options import add_sampler_options, int_list, number, sampler_settings
 from difflab.errors import UserError
+from difflab.run.outputs import check_file, guard
 
 
 def register(sub) -> None:
@@ -28,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--chunk-size", type=number(int), default=500,
                    help="images generated (and written) at a time; bounds memory (default 500)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=run)
+    p.set_defaults(func=guard(run))
 
 
 def run(args) -> int:
@@ -36,6 +37,9 @@ def run(args) -> int:
     from difflab.interop.pipeline import load_run_or_pipeline
     from difflab.sampling.outputs import consume, sample_labels, sample_prompts
 
+    args.out = check_file(args.out, "--out", (".png",))  # every output checked before minutes of sampling
+    if args.save_npz:
+        args.save_npz = check_file(args.save_npz, "--save-npz", (".npz",))
     if args.out_dir:
         check_new_folder(args.out_dir)
     if args.chunk_size < 1:

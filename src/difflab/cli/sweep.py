@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from difflab.cli.options import number
+from difflab.run.outputs import check_folder, guard
 
 
 def register(sub) -> None:
@@ -12,12 +13,14 @@ def register(sub) -> None:
     p.add_argument("spec", type=Path, help="TOML with [base], [grid] and/or [[runs]], [evaluate]")
     p.add_argument("--out", type=Path, help="sweep folder (default sweeps/<spec name>)")
     p.add_argument("--parallel", type=number(int), default=1, help="runs at once, in processes (1)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=guard(run))
 
 
 def run(args) -> int:
     from difflab.sweep import SweepSpec, fmt_value, prepare_folder, run_sweep
 
+    if args.out is not None:
+        check_folder(args.out, "--out")
     spec = SweepSpec.load(args.spec)
     out = prepare_folder(spec, args.spec, args.out)
     print(f"sweep of {len(spec.runs)} run(s) into {out}")

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 from difflab.cli.options import add_config_options, config_overrides, number
+from difflab.errors import UserError
+from difflab.run.outputs import guard
 from difflab.training.config import TrainConfig
 
 BUDGET = ("steps", "epochs", "minutes")
@@ -24,13 +26,26 @@ def register(sub) -> None:
                    help="train on N local processes (torch.distributed; --batch-size stays the global batch); "
                         "not needed under torchrun")
     add_config_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=guard(run))
+
+
+def _check_combinations(args) -> None:
+    """Options that a combination would silently ignore: refused when they cannot apply, else one warning."""
+    if args.resume is not None and args.out is not None and args.out.resolve() != args.resume.resolve():
+        raise UserError(f"--resume continues {args.resume} in place, so --out {args.out} would be ignored; fix: drop "
+                        "--out (to continue in a new folder, copy the run folder there and --resume the copy)")
+    if args.resume is not None and args.config is not None:
+        raise UserError(f"--resume continues with the config saved in {args.resume}, so --config {args.config} would "
+                        "be ignored; fix: drop --config and give the keys to change as flags (e.g. --steps 4000)")
+    if args.allow_rng_reset and args.resume is None:
+        print("difflab: warning: --allow-rng-reset only applies with --resume; ignored", file=sys.stderr)
 
 
 def run(args) -> int:
     from difflab.api import quality_line, train
     from difflab.training.adequacy import record
 
+    _check_combinations(args)  # the run folder itself is checked writable before training (api.check_writable)
     base = TrainConfig.load(args.config) if args.config else None
     overrides = config_overrides(args)
     if any(key in overrides for key in BUDGET):  # a budget given here replaces the --config file's or resumed run's

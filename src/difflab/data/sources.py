@@ -32,6 +32,10 @@ def load_dataset(
     "emoji:subgroup" labels by subgroup, "emoji:N" keeps at most N emoji per class."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    return _not_empty(_load(spec, split, data_dir, download, image_size), spec, split)
+
+
+def _load(spec: str, split: str, data_dir, download: bool, image_size: int | None) -> ImageDataset:
     if spec == "mnist5k":
         from difflab.data.embedded import load_mnist5k
 
@@ -53,6 +57,17 @@ def load_dataset(
 
         return _held_out_split(load_image_folder(spec[len("folder:"):], image_size=image_size), split)
     raise UserError(f"unknown dataset {spec!r}; use one of {', '.join(NAMES)}")
+
+
+def _not_empty(dataset: ImageDataset, spec: str, split: str) -> ImageDataset:
+    """Refuse a split without images here, where the data enters: an empty one would train (or judge) nothing
+    and fail minutes later, deep inside the loop."""
+    if len(dataset):
+        return dataset
+    if split == "train":
+        raise UserError(f"{spec}: the train split holds no images (zero items); fix: point at a dataset with images")
+    raise UserError(f"{spec}: the held-out (test) split holds no images ({HELD_OUT_FRACTION:.0%} of each class is "
+                    "held out, so a class needs 6 or more images to give one); fix: add images to each class")
 
 
 def _held_out_split(dataset: ImageDataset, split: str) -> ImageDataset:

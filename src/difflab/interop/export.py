@@ -21,11 +21,11 @@ and imported: diffusers (0.42) only takes classes from modules already imported,
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from difflab.diffusion import NoiseSchedule
 from difflab.errors import UserError
+from difflab.run import files
 
 PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}  # difflab objective -> diffusers
 SCHEDULER_CLASSES = {"dpm++": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler", "ddpm": "DDPMScheduler"}
@@ -91,4 +91,4 @@ def export_diffusers(run, out: str | Path, *, overwrite: bool = False, solver: s
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    files.write_json(path, data)  # atomic: a full disk leaves the old file, not half of the new

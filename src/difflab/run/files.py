@@ -214,6 +214,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     written through)."""
     path = Path(path)
     pause = _test_hooks(path)
+    try:
+        _write_replace(path, data, pause)
+    except OSError as err:  # name the file the user asked for, not the temp file (`run/outputs.py` words it)
+        if err.filename == str(path):
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+
+
+def _write_replace(path: Path, data: bytes, pause: float) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,8 +108,32 @@ class Run:
         method = c.guidance_method if c.guidance_method != "auto" or has_guide else "cfg"
         chosen = overrides.get("guidance_method") or method  # autoguidance alone (auto) takes its strength from w
         auto = c.autoguidance if has_guide and chosen == "cfg" else 1.0
-        return Sampler(c.solver, c.sample_steps, c.guidance, method, c.guidance_interval, c.guidance_rescale,
-                       autoguidance=auto).replace(**overrides)
+        sampler = Sampler(c.solver, c.sample_steps, c.guidance, method, c.guidance_interval, c.guidance_rescale,
+                          autoguidance=auto).replace(**overrides)
+        self._check_ignored(sampler, overrides)
+        return sampler
+
+    def _check_ignored(self, sampler: Sampler, overrides: dict) -> None:
+        """Settings that would be silently ignored: refused when they cannot mean anything, else one warning."""
+        if sampler.eta and sampler.solver != "ddim":
+            raise UserError(f"--eta {sampler.eta:g} only changes the DDIM solver, and this samples with "
+                            f"{sampler.solver}; fix: add --solver ddim, or drop --eta")
+        if overrides.get("guidance") is not None and not self.num_classes and sampler.guidance_method == "cfg":
+            self._warn(f"--guidance {sampler.guidance:g} has no effect: {self.path} is unconditional (no class or "
+                       "prompt to guide towards); fix: drop --guidance")
+        folder = getattr(self, "folder", None)  # a diffusers pipeline (interop/pipeline.py) has none
+        distilled = folder.read_distill() if folder is not None and folder.path.is_dir() else None
+        steps = distilled.get("student_steps") if distilled else None
+        if steps is not None and (sampler.steps != steps or sampler.solver != "ddim"):
+            self._warn(f"{self.path} was distilled for {steps} DDIM steps; sampling it with {sampler.steps} "
+                       f"{sampler.solver} steps gives poorer images; fix: drop --steps and --solver")
+
+    def _warn(self, line: str) -> None:
+        """One line on stderr, once per run object (a long job samples many times)."""
+        warned = self.__dict__.setdefault("_warned", set())
+        if line not in warned:
+            warned.add(line)
+            print(f"difflab: warning: {line}", file=sys.stderr, flush=True)
 
     @property
     def guide(self) -> torch.nn.Module | None:

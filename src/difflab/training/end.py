@@ -1,0 +1,121 @@
+"""The work every finished run gets (loss plot, final grid, trajectory, judge figure, guidance sweep, report),
+scaled to its data.
+
+Why a plan: a dataset of 3 images cannot train a judge, and one of 10,000 classes would make a grid of
+100,000 samples. So the amounts are bounded here (grids show at most `GRID_CLASSES` classes, the judge
+samples at most `JUDGE_IMAGES` images, the sweep runs for at most `SWEEP_CLASSES` classes) and what cannot be
+done is skipped with its reason: printed once, and kept in `RUN/eval/end_of_run.json`, which the report shows.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from difflab.errors import UserError
+from difflab.training.sample_grids import GRID_CLASSES, shown_classes
+
+JUDGE_MIN_TRAIN = 128  # the judge's batch (evaluation/judge.py: train_judge): fewer train images give it no step
+JUDGE_IMAGES = 1000  # the end-of-run judge figure samples at most this many (100 per class for 10 classes)
+JUDGE_PER_CLASS = 100
+SWEEP_CLASSES = 200  # the sweep draws every class at every strength: beyond this it is skipped
+SWEEP_IMAGES = 200  # per strength (20 per class for 10 classes)
+SWEEP_PER_CLASS = 20  # report/guidance.py: guidance_sweep's default
+EVAL_NAME = "end_of_run"  # RUN/eval/end_of_run.json: what was scaled or skipped, and why
+
+
+@dataclass
+class Plan:
+    """What the end of a run does, and the reasons for what it leaves out."""
+
+    judge_classes: list[int] = field(default_factory=list)  # empty: no judge figure
+    judge_per_class: int = 0
+    sweep: dict | None = None  # guidance_sweep's keyword arguments ({}: its defaults); None: no sweep
+    skipped: dict[str, str] = field(default_factory=dict)  # "judge" / "guidance sweep" -> why
+    scaled: dict[str, str] = field(default_factory=dict)  # what was bounded -> how
+
+    def record(self) -> dict:
+        return {"title": "End-of-run work: skipped or scaled to the data", **{f"{k} skipped": v for k, v in
+                self.skipped.items()}, **{f"{k} scaled": v for k, v in self.scaled.items()}}
+
+
+def judge_skip_reason(dataset: str, *, data_dir=None, image_size=None) -> str | None:
+    """Why the data cannot train and score a judge (too few images, no held-out split, one class), or None."""
+    from difflab.data import load_dataset
+
+    try:
+        train = load_dataset(dataset, split="train", data_dir=data_dir, image_size=image_size)
+        test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=image_size)
+    except UserError as err:
+        return str(err).split("; fix:")[0]
+    if train.num_classes < 2:
+        return f"{dataset} has one class: a judge has nothing to tell apart"
+    if len(train) < JUDGE_MIN_TRAIN:
+        return (f"{dataset} has {len(train)} training images; a judge needs at least {JUDGE_MIN_TRAIN} "
+                f"(add images, then run `difflab evaluate RUN`)")
+    if len(test) == 0:
+        return f"{dataset} holds out no images to score a judge on"
+    return None
+
+
+def plan(run, *, evaluate: bool) -> Plan:
+    """The bounded end-of-run work for `run` (a loaded `Run`)."""
+    from difflab.report.guidance import MIN_IMAGES, skip_reason
+
+    p, k = Plan(), run.num_classes
+    if k > GRID_CLASSES:
+        p.scaled["sample grids"] = f"{GRID_CLASSES} of the {k:,} classes shown, evenly spaced"
+    if not (evaluate and run.spec.samplable and k):
+        return p
+    c = run.config
+    reason = judge_skip_reason(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
+    if reason:
+        p.skipped["judge"] = p.skipped["guidance sweep"] = reason
+        return p
+    p.judge_classes = shown_classes(k, JUDGE_IMAGES)
+    p.judge_per_class = max(1, min(JUDGE_PER_CLASS, JUDGE_IMAGES // len(p.judge_classes)))
+    if len(p.judge_classes) < k:
+        p.scaled["judge"] = f"{len(p.judge_classes):,} of the {k:,} classes judged, 1 image each"
+    sweep = skip_reason(run)
+    if sweep is None and k > SWEEP_CLASSES:
+        p.skipped["guidance sweep"] = (f"{k:,} classes: a sweep draws every class at every strength; "
+                                       "compare strengths with `difflab evaluate RUN --guidance W` instead")
+    elif sweep is None:
+        n = max(-(-MIN_IMAGES // k), min(SWEEP_PER_CLASS, SWEEP_IMAGES // k))
+        p.sweep = {} if n == SWEEP_PER_CLASS else {"n_per_class": n}  # 10 classes: the sweep's own default
+    return p
+
+
+def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory=None, progress: bool = True):
+    """Pictures, the one-line quality figure and the guidance sweep every finished run gets, scaled to the data."""
+    from difflab.api import judge_run
+    from difflab.report.guidance import guidance_sweep
+    from difflab.report.html import write_report
+    from difflab.report.plots import plot_loss
+    from difflab.report.samples import write_class_grid, write_trajectory
+    from difflab.run import Run
+    from difflab.training.sample_grids import ShownClasses
+
+    run = Run.load(run_dir, model_factory=model_factory)
+    folder = run.folder
+    plot_loss(folder.read_metrics(), folder.sub("plots", "loss.png"))
+    todo = plan(run, evaluate=evaluate)
+    if run.spec.samplable:  # a single-step denoiser has nothing to sample (see `difflab edit denoise-ood`)
+        view = ShownClasses.of(run)
+        write_class_grid(view, folder.sub("samples", "final.png"))
+        write_trajectory(view, folder.sub("samples", "trajectory.png"))
+        if todo.judge_classes:
+            subset = {"classes": todo.judge_classes} if len(todo.judge_classes) < run.num_classes else {}
+            judge_run(run, n_per_class=todo.judge_per_class, name="final", **subset)
+        if todo.sweep is not None:
+            guidance_sweep(run, **todo.sweep, verbose=progress)
+    for what, why in todo.skipped.items():
+        print(f"difflab: note: {what} skipped: {why}", file=sys.stderr, flush=True)
+    if todo.skipped or todo.scaled:
+        folder.write_eval(EVAL_NAME, todo.record())
+    write_report(run_dir)  # last, so it shows every picture and evaluation above
+    return run
+
+
+__all__ = ["EVAL_NAME", "GRID_CLASSES", "Plan", "finish_run", "judge_skip_reason", "plan"]
