@@ -146,3 +146,16 @@ def test_the_core_and_its_cli_never_import_the_studio():
             "print(sorted(m for m in sys.modules if m == 'gradio' or m.startswith('difflab.studio')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-500:]
+
+
+def test_autoguidance_field_adds_the_guide_on_top_of_cfg(page, studio_run, digest):
+    before = digest(studio_run)
+    assert page.studio.run.guide is not None  # the tiny run saved its half-budget EMA as guide.safetensors
+    images = {w: list(page.generate("3: 3", "", 2, "dpm++", 3, 2.0, "cfg", 0, w))[-1][1][3].images for w in (1, 3)}
+    default = list(page.generate("3: 3", "", 2, "dpm++", 3, 2.0, "cfg", 0))[-1][1][3].images
+    assert not torch.equal(images[1], images[3])  # the field reaches the sampler
+    assert torch.equal(default, images[page.studio.run.sampler().autoguidance])  # empty field: the run's own
+    for bad, message in ((0.5, "autoguidance must be"), (float("nan"), "autoguidance must be")):
+        with pytest.raises(UserError, match=message):
+            list(page.generate("3: 3", "", 2, "dpm++", 3, 2.0, "cfg", 0, bad))
+    assert digest(studio_run) == before

@@ -69,7 +69,9 @@ def sampler_fields(page: Page) -> list:
     return [gr.Dropdown(list(SOLVERS), value=s.solver, label="sampler", elem_id="solver"),
             gr.Number(s.steps, label="steps", precision=0, elem_id="steps"),
             gr.Dropdown(["cfg", "auto"], value=s.guidance_method, label="guidance method", elem_id="method"),
-            gr.Number(s.guidance, label="guidance strength", elem_id="guidance")]
+            gr.Number(s.guidance, label="guidance strength", elem_id="guidance"),
+            gr.Number(s.autoguidance, label="autoguidance on top of cfg (1: off)", elem_id="autoguidance",
+                      visible=page.run.guide is not None)]  # a run without guide.safetensors has none to add
 
 
 def generate_tab(page: Page, last) -> None:
@@ -80,7 +82,7 @@ def generate_tab(page: Page, last) -> None:
                                  visible=bool(choices))
             prompt = gr.Textbox(label="caption (prompt models)", visible=page.run.is_text, elem_id="prompt")
             n = gr.Number(16, label="number of samples", precision=0, elem_id="n")
-            solver, steps, method, guidance = sampler_fields(page)
+            solver, steps, method, guidance, autoguidance = sampler_fields(page)
             seed = gr.Number(0, label="seed", precision=0, elem_id="seed")
             go = gr.Button("Generate", variant="primary", elem_id="generate-button")
         with gr.Column(scale=2):
@@ -99,7 +101,7 @@ def generate_tab(page: Page, last) -> None:
             if out is not None:
                 yield out
 
-    go.click(guarded(page, run), [choice, prompt, n, solver, steps, guidance, method, seed],
+    go.click(guarded(page, run), [choice, prompt, n, solver, steps, guidance, method, seed, autoguidance],
              [grid, png, npz, last, status], **MODEL)
     save.click(guarded(page, page.save), [last], [saved])
 

@@ -55,11 +55,11 @@ class Page:
         return None if value == UNCONDITIONAL else value
 
     # --- Generate ------------------------------------------------------------------------------
-    def generate(self, choice, prompt, n, solver, steps, guidance, method, seed) -> Iterator[tuple]:
+    def generate(self, choice, prompt, n, solver, steps, guidance, method, seed, autoguidance=None) -> Iterator[tuple]:
         """`(progress (i, total), outputs or None)` per sampler step, then `(None, outputs)` at the end; outputs are
         (grid, png, npz, Generated, status). A step's grid comes at most every FRAME_S: faster frames cost the
         page more than they show."""
-        settings = self.studio.settings(solver, steps, guidance, method)
+        settings = self.studio.settings(solver, steps, guidance, method, autoguidance)
         text = (prompt or "").strip()
         if text and not self.run.is_text:
             raise UserError("this run is class-conditional, not a prompt model; fix: clear the caption and pick a class")

@@ -61,10 +61,15 @@ class Studio:
         return self.out / f"{stem}-{next(self._names):04d}{suffix}"
 
     # --- settings ------------------------------------------------------------------------------
-    def settings(self, solver: str, steps, guidance, method: str) -> dict:
-        """The page's sampler fields → `Sampler` overrides, checked by building the sampler."""
+    def settings(self, solver: str, steps, guidance, method: str, autoguidance=None) -> dict:
+        """The page's sampler fields → `Sampler` overrides, checked by building the sampler. `autoguidance` is
+        the strength added on top of CFG (1: none; None: the run's); autoguidance alone ("auto") takes `guidance`."""
         s = dict(solver=solver, steps=number(steps, "steps", 1, 1000, integer=True),
                  guidance=number(guidance, "guidance strength", 0, 100), guidance_method=method)
+        if autoguidance is not None and method == "cfg":
+            if self.run.guide is None:
+                raise UserError("this run has no guide network (guide.safetensors); fix: set autoguidance to 1")
+            s["autoguidance"] = number(autoguidance, "autoguidance", 1, 100)
         self.run.sampler(**s)  # one-line UserError for a bad combination (e.g. auto without a guide network)
         return s
 
