@@ -15,6 +15,7 @@ from difflab import progress
 from difflab.cli.examples import epilog, top_epilog
 from difflab.cli.options import Parser, add_quiet_option
 from difflab.errors import Stopped, UserError
+from difflab.signals import signal_name, stopped_by
 
 SUBCOMMANDS = ("train", "sample", "distill", "edit", "evaluate", "report", "explain", "sweep", "export", "studio")  # modules of difflab.cli, in --help order
 
@@ -57,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         progress.end_line()
         print(f"difflab: error: {err}", file=sys.stderr)  # one line: UserError escapes line breaks itself
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # a command without its own words for a stop (`signals.Stopping`)
         progress.end_line()
-        print("difflab: interrupted", file=sys.stderr)
-        return 130
+        name = signal_name(err)
+        print(f"difflab: {stopped_by(name)}", file=sys.stderr)  # Ctrl-C: "interrupted"
+        return Stopped.EXIT.get(name, 130)
     finally:
         progress.set_quiet(previous)

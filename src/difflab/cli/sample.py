@@ -11,6 +11,7 @@ from pathlib import Path
 from difflab.cli.options import add_sampler_options, int_list, number, sampler_settings
 from difflab.errors import UserError
 from difflab.run.outputs import check_file, guard
+from difflab.signals import Stopping
 
 
 def register(sub) -> None:
@@ -44,27 +45,27 @@ def run(args) -> int:
         check_new_folder(args.out_dir)
     if args.chunk_size < 1:
         raise UserError(f"--chunk-size must be at least 1, got {args.chunk_size}")
-    loaded = load_run_or_pipeline(args.run, args.pipeline, device=args.device)
-    settings, prompts = sampler_settings(args), None
-    if args.prompt:
-        labels, nrow = None, None
-        prompts = sample_prompts(args.prompt, args.label, args.n, loaded)
-        n = len(prompts)
-    else:
-        labels, nrow = sample_labels(args.label, args.n, loaded.num_classes)
-        n = len(labels) if labels is not None else (args.n or 100)
-    chunks = loaded.sample_chunks(labels, prompts=prompts, n=n, seed=args.seed, chunk_size=args.chunk_size,
-                                  **settings)  # checks first
-    sink = _outputs(args, loaded, labels, n, nrow, settings, prompts)
-    try:
-        consume(chunks, sink, show=not args.no_progress and n > args.chunk_size)
-    except KeyboardInterrupt:
-        sink.finish(interrupted=True)  # keeps what was generated and says so, in one line
-        return 130
-    except OSError as err:  # disk full or folder gone: what is on disk stays valid
-        raise UserError(f"cannot write ({err.strerror or err}); {sink.kept()}; fix: free space, then sample "
-                        "again into a new --out-dir") from None
-    sink.finish()
+    sink = None
+    with Stopping(lambda: sink.stop() if sink is not None else "before sampling began; nothing written") as stop:
+        loaded = load_run_or_pipeline(args.run, args.pipeline, device=args.device)
+        settings, prompts = sampler_settings(args), None
+        if args.prompt:
+            labels, nrow = None, None
+            prompts = sample_prompts(args.prompt, args.label, args.n, loaded)
+            n = len(prompts)
+        else:
+            labels, nrow = sample_labels(args.label, args.n, loaded.num_classes)
+            n = len(labels) if labels is not None else (args.n or 100)
+        chunks = loaded.sample_chunks(labels, prompts=prompts, n=n, seed=args.seed, chunk_size=args.chunk_size,
+                                      **settings)  # checks first
+        sink = _outputs(args, loaded, labels, n, nrow, settings, prompts)
+        try:  # Ctrl-C or SIGTERM: `Stopping` keeps what was generated (`sink.stop`) and says so in one line
+            consume(chunks, sink, show=not args.no_progress and n > args.chunk_size, hold=stop.hold)
+        except OSError as err:  # disk full or folder gone: what is on disk stays valid
+            raise UserError(f"cannot write ({err.strerror or err}); {sink.kept()}; fix: free space, then sample "
+                            "again into a new --out-dir") from None
+        with stop.hold():
+            sink.finish()
     _say_what_was_trained(loaded)  # after the work: an error before it stays one line
     return 0
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from difflab.data import ImageDataset, load_dataset
-from difflab.evaluation.judge import Judge, fingerprint, train_judge
+from difflab.evaluation.judge import BATCH, Judge, fingerprint, train_judge
 from difflab.nn.judge import JudgeNet
 from difflab.paths import cache_dir
 from difflab.run import files as ckpt
@@ -83,7 +83,7 @@ def selective_report(judge: Judge, idk_nets: dict[float, JudgeNet], images: torc
     curves = {"judge max-softmax": coverage_curve(probs.max(1).values, probs.argmax(1) == labels)}
     points = {}
     for fraction, net in idk_nets.items():
-        p = torch.cat([torch.softmax(net(b), dim=1) for b in images.split(1000)])  # (N, K + 1)
+        p = torch.cat([torch.softmax(net(b), dim=1) for b in images.split(BATCH)])  # (N, K + 1); small batches: RAM
         real_pred = p[:, :-1].argmax(1)
         name = f"idk {100 * fraction:g}%"
         curves[name] = coverage_curve(-p[:, -1], real_pred == labels)

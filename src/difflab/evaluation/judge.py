@@ -22,7 +22,7 @@ from difflab.nn.judge import JudgeNet
 from difflab.paths import cache_dir
 from difflab.run import files as ckpt
 
-BATCH = 250  # images per judge forward: float64 features of 2,000 digits peaked +2.1 GB at 1000, +0.54 GB at 250
+BATCH = 32  # images per judge forward, in float64 (im2col buffers grow with it): 1,000 made `difflab evaluate` peak at 2.8 GB, 250 at 1.43 GB
 JUDGE_VERSION = 2  # 2: SiLU features (no dead dimensions); bump when the architecture or recipe changes, so stale caches are retrained
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from difflab.evaluation import memorisation as mem
 from difflab.evaluation.fidelity import inception_metrics
 from difflab.evaluation.judge import BATCH, Judge, judge_samples, load_judge
 from difflab.run import files
+from difflab.signals import Stopping
 
 
 @dataclass(frozen=True)
@@ -147,15 +150,49 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor | None, dataset: 
                     config: EvalConfig = EvalConfig(), model: torch.nn.Module | None = None,
                     meta: dict | None = None, data_dir=None, image_size=None) -> dict:
     """All metrics of `images` `(N, C, H, W)` in [-1, 1] against `dataset`; writes OUT/<name>.json
-    (pictures in OUT/<name>/)."""
+    (pictures in OUT/<name>/). SIGINT/SIGTERM: `Stopped`, nothing written to OUT."""
     out = Path(out)
-    pictures = out / name if config.pictures else None
-    result = measure(images, labels, dataset, pictures=pictures, config=config, model=model, meta=meta,
-                     name=name, data_dir=data_dir, image_size=image_size)
-    out.mkdir(parents=True, exist_ok=True)
-    result["written"] = str(out / f"{name}.json")
-    files.write_json(out / f"{name}.json", result)
+    say = f"while measuring {len(images):,} images; nothing written to {out}/; to evaluate them, run the same command again"
+
+    def write_json(result: dict) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        files.write_json(out / f"{name}.json", result)
+
+    with Stopping(lambda: say) as stop, _Pictures(out / name if config.pictures else None, stop) as pictures:
+        result = measure(images, labels, dataset, pictures=pictures.temp, config=config, model=model, meta=meta,
+                         name=name, data_dir=data_dir, image_size=image_size)
+        result["written"] = str(out / f"{name}.json")
+        pictures.publish(lambda: write_json(result))
     return result
+
+
+class _Pictures:
+    """An evaluation's picture folder, made in a hidden temp folder beside it (`.<name>.tmp`) and swapped in
+    with the JSON at the end, signals held: a stop, a crash or an error mid-way leaves the folder and its
+    JSON as they were, never new pictures beside an old JSON or half of a new set."""
+
+    def __init__(self, final: Path | None, stop: Stopping) -> None:
+        self.final, self.stop = final, stop
+        self.temp = final.with_name(f".{final.name}{files.TEMP_SUFFIX}") if final is not None else None
+
+    def __enter__(self) -> _Pictures:
+        if self.temp is not None:
+            shutil.rmtree(self.temp, ignore_errors=True)  # left by a killed evaluation
+            self.temp.mkdir(parents=True)
+        return self
+
+    def publish(self, write_json) -> None:
+        """The pictures to their place, then the JSON (`write_json`), both or neither as far as a signal goes."""
+        with self.stop.hold():
+            if self.temp is not None:
+                shutil.rmtree(self.final, ignore_errors=True)  # an earlier evaluation of the same name
+                os.replace(self.temp, self.final)
+            write_json()
+
+    def __exit__(self, *exc) -> None:
+        if self.temp is not None:
+            with self.stop.hold():
+                shutil.rmtree(self.temp, ignore_errors=True)  # stopped or failed: nothing half-done stays
 
 
 def measure(images: torch.Tensor, labels: torch.Tensor | None, dataset: str, *, pictures: Path | None, name: str,
@@ -220,29 +257,34 @@ def _check_images(images: torch.Tensor, labels, shape: tuple[int, int, int], num
 def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, config: EvalConfig = EvalConfig(),
                  **settings) -> dict:
     """Sample `n` images from `run` (split evenly over classes) and measure them; saved as the run's
-    evaluation `name` (`RunFolder.write_eval`, pictures beside it)."""
+    evaluation `name` (`RunFolder.write_eval`, pictures beside it). SIGINT/SIGTERM: `Stopped`, nothing written."""
     from difflab.sampling import class_labels
 
     k = run.num_classes
     if n < max(k, 20):
         raise UserError(f"--n must be at least {max(k, 20)} (20 images, one per class), got {n}")
     labels = class_labels(k, n // k) if k else None
-    started = time.monotonic()
-    images = _sample(run, labels, n=None if k else n, seed=seed, **settings)
-    s = run.sampler(seed=seed, **settings)
-    meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
-                                                  "guidance_method": s.guidance_method,
-                                                  "guidance_interval": list(s.guidance_interval),
-                                                  "autoguidance": s.autoguidance, "eta": s.eta},
-            "seeds": {"sampling": seed, "evaluation": config.seed}, "sampling_seconds": round(time.monotonic() - started, 2)}
-    name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
-    folder = run.folder
-    pictures = folder.sub("eval", name, create=True) if config.pictures else None
-    c = run.config
-    result = measure(images, labels, c.dataset, pictures=pictures, name=name, config=config, model=run.model,
-                     meta=meta, data_dir=c.data_dir, image_size=c.image_size)
-    result["written"] = str(folder.sub("eval", f"{name}.json"))
-    folder.write_eval(name, result)
+    folder, what = run.folder, f"sampling {n:,} images"
+    with Stopping(lambda: f"while {what}; nothing written to {folder.sub('eval')}/; to evaluate, run the same "
+                          "command again") as stop:
+        started = time.monotonic()
+        images = _sample(run, labels, n=None if k else n, seed=seed, **settings)
+        what = f"measuring {len(images):,} images"
+        s = run.sampler(seed=seed, **settings)
+        meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
+                                                      "guidance_method": s.guidance_method,
+                                                      "guidance_interval": list(s.guidance_interval),
+                                                      "autoguidance": s.autoguidance, "eta": s.eta},
+                "seeds": {"sampling": seed, "evaluation": config.seed},
+                "sampling_seconds": round(time.monotonic() - started, 2)}
+        name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
+        final = folder.sub("eval", name, create=True) if config.pictures else None
+        c = run.config
+        with _Pictures(final, stop) as pictures:
+            result = measure(images, labels, c.dataset, pictures=pictures.temp, name=name, config=config,
+                             model=run.model, meta=meta, data_dir=c.data_dir, image_size=c.image_size)
+            result["written"] = str(folder.sub("eval", f"{name}.json"))
+            pictures.publish(lambda: folder.write_eval(name, result))
     return result
 
 

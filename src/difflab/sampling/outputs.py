@@ -11,12 +11,14 @@ Memory stays bounded: the grid keeps only its own images, the .npz buffer is uin
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import io
 from pathlib import Path
 
 import torch
 
 from difflab.errors import UserError
+from difflab.run import files
 
 GRID_MAX = 100  # the PNG grid is a preview: 10 rows of 10; every image goes to the folder / .npz
 
@@ -33,6 +35,7 @@ class Outputs:
         self.grid_path, self.npz_path, self.folder_path = Path(grid), npz, folder
         self.keep, self.nrow, self.what = grid_indices(labels, n, nrow)
         self.grid_parts: list[torch.Tensor] = []
+        self.shown, self.npz_written, self.finished = 0, False, False  # what `finish` wrote: grid images, .npz
         self.pixels = None
         if npz:
             c, _, size = run.spec.image_shape
@@ -62,15 +65,35 @@ class Outputs:
     def kept(self) -> str:
         """What survives an interrupt or a write error, in words."""
         if self.folder is None:
-            return f"{self.done} of {self.n} images were generated"
-        return f"{self.folder_path} holds {self.folder.written} of {self.n} images (listed in its metadata.jsonl)"
+            return f"{self.done:,} of {self.n:,} images were generated"
+        return f"{self.folder_path} holds {self.folder.written:,} of {self.n:,} images (listed in its metadata.jsonl)"
+
+    def stop(self) -> str:
+        """Stopped by a signal: `finish` what was generated, and say what was kept (after "stopped by SIGTERM")."""
+        self.finish(interrupted=True)
+        if self.done == 0:
+            return f"before the first of {self.n:,} images was done; nothing written; to get them, sample again"
+        kept = [self.kept()] if self.folder is not None else []
+        if self.shown:  # 0: a second signal stopped the writes
+            kept.append(f"a grid of {self.shown} of them in {self.grid_path}")
+        if self.pixels is not None and self.npz_written:
+            kept.append(f"{self.done:,} in {self.npz_path}")
+        again = " into a new --out-dir" if self.folder is not None else ""
+        return (f"after {self.done:,} of {self.n:,} images; kept: {', '.join(kept)}; for all {self.n:,}, "
+                f"sample again{again}")
 
     def finish(self, *, interrupted: bool = False, log=print) -> None:
-        """Write the grid and .npz of what was generated (all of it, or what came before an interrupt)."""
+        """Write the grid and .npz of what was generated (all of it, or what came before an interrupt, then
+        silently: the stop's one line says what was kept). Atomic, so a second signal leaves no half file."""
+        if self.finished:  # a signal just after the end: `stop` finishes again
+            return
+        self.finished = True
         if self.folder is not None:
             self.folder.close()
+            if interrupted and self.folder.written == 0:
+                _remove_empty(self.folder_path)  # else a rerun into it is refused as "already holds images"
         if interrupted:
-            print(f"difflab: interrupted; {self.kept()}", file=sys.stderr)
+            log = _silent
         if self.done == 0:
             return
         self._write_grid(log)
@@ -81,10 +104,9 @@ class Outputs:
             log(f"wrote {self.folder.written} images to {self.folder_path}/<class>/ with metadata.jsonl")
 
     def _write_grid(self, log) -> None:
-        from difflab.report.images import save_grid
-
         shown = torch.cat(self.grid_parts)
-        save_grid(shown, self.grid_path, nrow=self.nrow)
+        _write(self.grid_path, _grid_png(shown, self.nrow))
+        self.shown = len(shown)
         if len(shown) == self.done == self.n:
             log(f"wrote {self.n} images to {self.grid_path}")
         else:
@@ -96,17 +118,55 @@ class Outputs:
         done = self.done
         labels = self.labels[:done].numpy() if self.labels is not None else np.full(done, -1)  # -1: unconditional
         extra = {"prompts": np.array(self.prompts[:done])} if self.prompts is not None else {}
-        np.savez_compressed(self.npz_path, images=self.pixels[:done], labels=labels, **extra)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, images=self.pixels[:done], labels=labels, **extra)
+        _write(self.npz_path, buffer.getvalue())
+        self.npz_written = True
 
 
-def consume(chunks, sink: Outputs, *, show: bool) -> None:
-    """Hand each chunk to the outputs as it is produced; a progress bar (stderr) when there are several."""
+def _write(path: Path, data: bytes) -> None:
+    """Atomically: a stop or a full disk leaves the old file or none, never half of one."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # --out a/b.png: checked writable, made now
+    files.atomic_write_bytes(Path(path), data)
+
+
+def _grid_png(images: torch.Tensor, nrow: int, scale: int = 2) -> bytes:
+    """The PNG bytes `report.images.save_grid` would write (digits enlarged 2x), for an atomic write."""
+    from PIL import Image
+
+    from difflab.report.images import grid
+
+    array = grid(images, nrow)  # (H, W, C)
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _silent(_text: str) -> None:
+    pass
+
+
+def _remove_empty(folder: Path) -> None:
+    """An --out-dir that got no image: its empty metadata.jsonl and the folder go, so it can be given again."""
+    from difflab.interop.imagefolder import METADATA
+
+    (folder / METADATA).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty (the user's own files): left as it is
+        folder.rmdir()
+
+
+def consume(chunks, sink: Outputs, *, show: bool, hold=contextlib.nullcontext) -> None:
+    """Hand each chunk to the outputs as it is produced; a progress bar (stderr) when there are several.
+    `hold` (`signals.Stopping.hold`): a signal waits until the chunk is written and counted, never half of it."""
     from difflab import progress
 
     with progress.bar(sink.n, "sampling", unit="img", enabled=show) as bar:
         for chunk_labels, images in chunks:
-            sink.add(chunk_labels, images)
-            bar.update(len(images))
+            with hold():
+                sink.add(chunk_labels, images)
+                bar.update(len(images))
 
 
 def grid_indices(labels: torch.Tensor | None, n: int, nrow: int | None) -> tuple[list[int], int, str]:
