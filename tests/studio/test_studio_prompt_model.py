@@ -22,6 +22,8 @@ def test_a_caption_generates_and_the_same_seed_gives_the_same_images(text_page, 
     grid, png, npz, generated, status = updates[-1][1]
     assert generated.prompts == ["a handwritten seven"] * 3 and generated.labels is None
     assert generated.images.shape == (3, 1, 28, 28) and torch.isfinite(generated.images).all()
+    assert grid.ndim == 2 and png.endswith(".png") and npz.endswith(".npz") and "3 images" in status
+    assert str(text_page.studio.out) in png and str(text_run.path) not in npz  # downloads go outside the run
     other = list(text_page.generate(None, "a handwritten two", 3, "dpm++", 3, 2.0, "cfg", 0))[-1][1][3]
     again = list(text_page.generate(None, "a handwritten seven", 3, "dpm++", 3, 2.0, "cfg", 0))[-1][1][3]
     assert torch.equal(again.images, generated.images) and not torch.equal(other.images, generated.images)
