@@ -14,13 +14,12 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from forkserver import ForkServer  # tests/reliability/forkserver.py
 
 from difflab.run import RunFolder
 from difflab.run import files as ckpt
@@ -32,53 +31,13 @@ STEPS = 40
 TINY = ["--channels", "8,16", "--batch-size", "16", "--log-every", "1", "--num-sample-grids", "0",
         "--sample-steps", "2", "--warmup-steps", "5", "--no-eval", "--no-progress"]
 
-SERVER = r"""
-import json, os, sys
-import torch
-torch.set_num_threads(1)
+PRELOAD = """
 import functools
-import difflab.api, difflab.cli, difflab.report.plots
+import difflab.api, difflab.report.plots
 import difflab.training.pieces as pieces
 pieces.load_dataset = functools.lru_cache(pieces.load_dataset)  # decoded once here, shared by every fork
 pieces.load_dataset("mnist5k", data_dir=None, image_size=None)  # no torch compute before fork
-for line in sys.stdin:
-    argv, env, log = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(fd, 1); os.dup2(fd, 2)
-        os.environ.update(env)
-        code = difflab.cli.main(argv)
-        sys.stdout.flush(); sys.stderr.flush()
-        os._exit(code)
-    print(pid, flush=True)
-    _, status = os.waitpid(pid, 0)
-    print(json.dumps([os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
-                      os.WEXITSTATUS(status) if os.WIFEXITED(status) else None]), flush=True)
 """
-
-
-class ForkServer:
-    def __init__(self, tmp: Path):
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=env)
-        self.tmp, self.count = tmp, 0
-
-    def start(self, argv: list[str], env: dict[str, str]) -> tuple[int, Path]:
-        self.count += 1
-        log = self.tmp / f"child{self.count}.log"
-        self.proc.stdin.write(json.dumps([argv, env, str(log)]) + "\n")
-        self.proc.stdin.flush()
-        return int(self.proc.stdout.readline()), log
-
-    def wait(self) -> tuple[int, int | None]:
-        """(signal that ended the child or 0, exit code or None)."""
-        return tuple(json.loads(self.proc.stdout.readline()))
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
 
 
 def temp_leftovers(run: Path) -> list[Path]:
@@ -112,7 +71,7 @@ def wait_for_write(run: Path, timeout: float = 60.0) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    forks = ForkServer(tmp_path_factory.mktemp("forks"))
+    forks = ForkServer(tmp_path_factory.mktemp("forks"), preload=PRELOAD, close_timeout=30)
     yield forks
     forks.close()
 

@@ -12,64 +12,22 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from forkserver import ForkServer  # tests/reliability/forkserver.py
 
 from difflab.errors import Stopped
 from difflab.signals import Interrupted, Stopping
 
-SERVER = r"""
-import json, os, sys
-import torch
-torch.set_num_threads(1)
-import difflab.cli, difflab.sampling.outputs, difflab.evaluation.suite, difflab.interop.pipeline
-for line in sys.stdin:
-    argv, log = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(fd, 1); os.dup2(fd, 2)
-        code = difflab.cli.main(argv)
-        sys.stdout.flush(); sys.stderr.flush()
-        os._exit(code)
-    print(pid, flush=True)
-    _, status = os.waitpid(pid, 0)
-    print(json.dumps([os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
-                      os.WEXITSTATUS(status) if os.WIFEXITED(status) else None]), flush=True)
-"""
 TIMEOUT = 300.0  # seconds to see the work start: generous, for 2 cores shared with a training job
-
-
-class ForkServer:
-    def __init__(self, tmp: Path):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "DIFFLAB_QUIET": ""}
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=env)
-        self.tmp, self.count = tmp, 0
-
-    def start(self, argv: list[str]) -> tuple[int, Path]:
-        self.count += 1
-        log = self.tmp / f"child{self.count}.log"
-        self.proc.stdin.write(json.dumps([argv, str(log)]) + "\n")
-        self.proc.stdin.flush()
-        return int(self.proc.stdout.readline()), log
-
-    def wait(self) -> tuple[int, int | None]:
-        """(signal that ended the child or 0, exit code or None)."""
-        return tuple(json.loads(self.proc.stdout.readline()))
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    forks = ForkServer(tmp_path_factory.mktemp("forks"))
+    forks = ForkServer(tmp_path_factory.mktemp("forks"), env={"DIFFLAB_QUIET": ""},
+                       preload="import difflab.sampling.outputs, difflab.evaluation.suite, difflab.interop.pipeline")
     yield forks
     forks.close()
 
