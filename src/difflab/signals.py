@@ -44,6 +44,27 @@ def stopped_by(name: str) -> str:
     return "interrupted" if name == "SIGINT" else f"stopped by {name}"
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises `Interrupted("SIGTERM")`, as Ctrl-C raises KeyboardInterrupt: the CLI's net for commands
+    without words of their own (edit, explain, export, report, studio). Every `finally` runs, an atomic write
+    in progress deletes its temp file, and the CLI prints one line and exits 143; without it Python dies at
+    once (exit -15, no message, a bar left mid-line). `Stopping` and the trainer set their own handlers inside
+    and put this one back."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+
+    def raise_interrupt(signum, frame):
+        raise Interrupted("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 class Stopping:
     """Context manager: SIGINT/SIGTERM inside raise `Interrupted` (deferred while `hold()` is active), and the
     exception that leaves it after one becomes `Stopped` with `say()`'s words (exit 130 / 143 in the CLI).
@@ -95,4 +116,4 @@ class Stopping:
             self._previous = {}
 
 
-__all__ = ["Interrupted", "Stopping", "signal_name", "stopped_by"]
+__all__ = ["Interrupted", "Stopping", "signal_name", "stopped_by", "terminate_as_interrupt"]

@@ -19,10 +19,12 @@ A run with `sweep-trained.json` is done and skipped; one with only `state/` is r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
 import re
+import signal
 import time
 import tomllib
 import typing
@@ -32,6 +34,7 @@ from pathlib import Path
 from difflab import progress
 from difflab.errors import Stopped, UserError
 from difflab.run import RunFolder, files
+from difflab.signals import signal_name
 from difflab.training.config import TrainConfig
 
 SECTIONS = {"base", "grid", "runs", "evaluate"}
@@ -168,7 +171,8 @@ def _run_parallel(jobs: list, parallel: int, log) -> list[list[dict]]:
     threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores, do not oversubscribe them
     context = multiprocessing.get_context("spawn")  # fork and torch's thread pools do not mix
     results, running, todo = [None] * len(jobs), {}, list(enumerate(jobs))
-    with ProcessPoolExecutor(parallel, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(parallel, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool, \
+            _forward_sigterm(pool):
         while todo or running:
             while todo and len(running) < parallel:
                 i, job = todo.pop(0)
@@ -180,6 +184,21 @@ def _run_parallel(jobs: list, parallel: int, log) -> list[list[dict]]:
                 if log:
                     log(f"{jobs[i][0].name}: done")
     return results
+
+
+@contextlib.contextmanager
+def _forward_sigterm(pool):
+    """A SIGTERM to the sweep reaches its workers too: a run in training saves its state and stops (a rerun
+    resumes it), and the pool's exit waits seconds, not for whole runs. Ctrl-C needs no forwarding: the
+    terminal sends it to every process of the group, and a second one would cut a worker's save short."""
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        if signal_name(err) == "SIGTERM":
+            for process in list(pool._processes.values()):  # the executor keeps no public list of its workers
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+        raise
 
 
 def _init_worker(threads: int) -> None:

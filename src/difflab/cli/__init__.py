@@ -15,7 +15,7 @@ from difflab import progress
 from difflab.cli.examples import epilog, top_epilog
 from difflab.cli.options import Parser, add_quiet_option
 from difflab.errors import Stopped, UserError
-from difflab.signals import signal_name, stopped_by
+from difflab.signals import signal_name, stopped_by, terminate_as_interrupt
 
 SUBCOMMANDS = ("train", "sample", "distill", "edit", "evaluate", "report", "explain", "sweep", "export", "studio")  # modules of difflab.cli, in --help order
 
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         progress.set_quiet(True if args.quiet else previous)  # else $DIFFLAB_QUIET (or a caller's setting)
-        return args.func(args) or 0
+        with terminate_as_interrupt():  # SIGTERM stops every command as Ctrl-C does: one line, exit 143
+            return args.func(args) or 0
     except Stopped as err:  # saved and stopped on a signal: not an error
         progress.end_line()
         print(f"difflab: {err}", file=sys.stderr)

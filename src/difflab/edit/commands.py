@@ -15,6 +15,7 @@ import torch
 from difflab.edit.api import EDIT_STEPS, Editor
 from difflab.edit.figures import save_strip
 from difflab.errors import UserError
+from difflab.run import files
 
 Edited = tuple[Path, dict]  # (the PNG strip written, arrays for the .npz)
 
@@ -99,7 +100,7 @@ def save_arrays(path: Path, arrays: dict) -> None:
     """The arrays of an edit as a compressed .npz."""
     import numpy as np
 
-    np.savez_compressed(path, **arrays)
+    files.atomic_save(path, lambda out: np.savez_compressed(out, **arrays))
 
 
 def u8(x: torch.Tensor):

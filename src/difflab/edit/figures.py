@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from difflab.run import files
+
 
 def save_strip(images: torch.Tensor, path: str | Path, *, columns: list[str], rows: list[str] | None = None,
                title: str | None = None, cell: float = 1.1) -> Path:
@@ -35,6 +37,6 @@ def save_strip(images: torch.Tensor, path: str | Path, *, columns: list[str], ro
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    files.atomic_save(path, lambda out: fig.savefig(out, format=files.suffix_format(path), dpi=110))
     plt.close(fig)
     return path

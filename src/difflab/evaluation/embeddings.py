@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from difflab.run import files
+
 
 @torch.no_grad()
 def bottleneck_features(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 128) -> torch.Tensor:
@@ -47,9 +49,9 @@ def save_embeddings(model: torch.nn.Module, images: torch.Tensor, labels: torch.
 
     folder.mkdir(parents=True, exist_ok=True)
     feats = bottleneck_features(model, images).numpy()
-    np.save(folder / "embeddings.npy", feats)
+    files.atomic_save(folder / "embeddings.npy", lambda out: np.save(out, feats))
     if labels is not None:
-        np.save(folder / "embeddings_labels.npy", labels.numpy())
+        files.atomic_save(folder / "embeddings_labels.npy", lambda out: np.save(out, labels.numpy()))
     points, method = project_2d(feats, seed=seed)
     plot_embedding_map(points, labels, class_names, method, folder / "embedding_map.png")
     return {"embeddings": "embeddings.npy", "embedding_map": "embedding_map.png", "embedding_method": method,

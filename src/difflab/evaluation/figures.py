@@ -10,12 +10,14 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from difflab.run import files
+
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
+    files.atomic_save(path, lambda out: fig.savefig(out, format=files.suffix_format(path)))
     plt.close(fig)
     return path
 

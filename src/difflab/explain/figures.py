@@ -11,6 +11,8 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from difflab.run import files
+
 CLASS_COLOURS = "tab10"
 
 
@@ -23,7 +25,7 @@ def t_label(requested: int, actual: int) -> str:
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
+    files.atomic_save(path, lambda out: fig.savefig(out, format=files.suffix_format(path), bbox_inches="tight"))
     plt.close(fig)
     return path
 

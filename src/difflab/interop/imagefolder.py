@@ -18,6 +18,7 @@ from PIL import Image
 
 from difflab.errors import UserError
 from difflab.report.images import to_uint8
+from difflab.run import files
 
 UNCONDITIONAL = "unconditional"
 PROMPTED = "prompted"  # images drawn from prompts rather than class ids
@@ -55,7 +56,8 @@ class ImageFolderWriter:
             folder = _folder_name(self.class_names[label]) if label is not None else (PROMPTED if texts else UNCONDITIONAL)
             name = f"{folder}/{i:05d}.png"
             (self.out / folder).mkdir(exist_ok=True)
-            Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(self.out / name)
+            image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+            files.atomic_save(self.out / name, lambda out, image=image: image.save(out, format="PNG"))  # whole or absent
             text = {"text": texts[k]} if texts else {}
             rows.append({"file_name": name, "label": label, "class_name": folder, "index": i, **text, **self.info})
         self._metadata.write("".join(json.dumps(r) + "\n" for r in rows))

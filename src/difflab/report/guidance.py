@@ -22,6 +22,7 @@ from difflab import progress
 from difflab.errors import UserError
 from difflab.report.images import save_grid
 from difflab.report.plots import plt  # the Agg backend, chosen there before pyplot is imported
+from difflab.run import files
 from difflab.sampling import class_labels
 
 EVAL_NAME = "guidance_sweep"  # RUN/eval/guidance_sweep.json
@@ -147,7 +148,7 @@ def plot_frontier(rows: list[dict], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     fig.tight_layout()
-    fig.savefig(out)
+    files.atomic_save(out, lambda buffer: fig.savefig(buffer, format=files.suffix_format(out)))
     plt.close(fig)
     return out
 

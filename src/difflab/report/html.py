@@ -20,7 +20,7 @@ from difflab.errors import UserError
 from difflab.report import curves
 from difflab.report.page import CSP, STYLE
 from difflab.report.tables import fmt, json_tables
-from difflab.run import RunFolder
+from difflab.run import RunFolder, files
 from difflab.run import files as run_files
 
 SKIP_DIRS = {"state", "tb", "wandb", "mlruns"}  # resumable state and tracker logs: not pictures for people
@@ -32,7 +32,7 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, open_bro
     out = Path(out) if out is not None else folder.report_path
     page = build_page(folder)
     try:
-        out.write_text(page, encoding="utf-8")
+        files.atomic_write_text(out, page)
     except OSError as err:
         raise UserError(f"cannot write report {out} ({err.strerror}); fix: --out a writable file path") from None
     if open_browser:
@@ -268,7 +268,7 @@ def eval_section(run: RunFolder) -> str:
         pngs = sorted((folder / path.stem).glob("*.png")) if (folder / path.stem).is_dir() else []
         shown.update(pngs)
         parts.append(json_block(path) + pictures(pngs))
-    parts.append(pictures([p for p in sorted(folder.rglob("*.png")) if p not in shown]))
+    parts.append(pictures([p for p in sorted(folder.rglob("*.png")) if p not in shown and not _temporary(run, p)]))
     return section("Evaluation", "".join(parts)) if any(parts) else ""
 
 
@@ -306,12 +306,17 @@ def picture_sections(run: RunFolder) -> list[str]:
 
 def _is_extra(run: RunFolder, png: Path) -> bool:
     """Not shown elsewhere: tracker logs, eval/ (its own section), the placed plots and step grids."""
-    if png.is_relative_to(run.sub("eval")) or (png.parent == run.sub("samples") and png.name.startswith("step_")):
+    if _temporary(run, png) or png.is_relative_to(run.sub("eval")) or (png.parent == run.sub("samples") and png.name.startswith("step_")):
         return False
     rel = png.relative_to(run.path)
     placed = {run.sub("plots", "loss.png"), run.sub("samples", "final.png"), run.sub("samples", "trajectory.png"),
               run.sub("plots", "guidance_frontier.png"), *run.sub("samples", "guidance").glob("w*.png")}  # guidance_section
     return len(rel.parts) > 1 and rel.parts[0] not in SKIP_DIRS and png not in placed  # loose files at the top (a screenshot of this page, say) are not run outputs
+
+
+def _temporary(run: RunFolder, path: Path) -> bool:
+    """Inside a hidden or temp folder (`eval/.confusion.x1y2.tmp/`, left by a kill -9 mid-write): not a result."""
+    return any(part.startswith(".") or part.endswith(files.TEMP_SUFFIX) for part in path.relative_to(run.path).parts)
 
 
 def config_section(folder: RunFolder) -> str:

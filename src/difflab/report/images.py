@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from difflab.run import files
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """`(N, C, H, W)` in [-1, 1] → `(N, H, W, C)` uint8."""
@@ -35,8 +37,12 @@ def save_png(array: np.ndarray, path: str | Path, *, scale: int = 1) -> Path:
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    image.save(path)
-    return path
+    return files.atomic_save(path, lambda out: image.save(out, format=pil_format(path)))
+
+
+def pil_format(path: str | Path) -> str:
+    """PIL's format name for a file name ("x.jpg" -> "JPEG"); PNG when the suffix names none."""
+    return Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
 
 
 def save_grid(images: torch.Tensor, path: str | Path, *, nrow: int = 10, scale: int = 2) -> Path:

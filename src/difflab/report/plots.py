@@ -10,6 +10,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from difflab.run import files
+
 
 def plot_loss(metrics: list[dict], out: Path) -> Path | None:
     """Training loss (raw and smoothed) and learning rate against step, from metric rows (`RunFolder.read_metrics`)."""
@@ -33,6 +35,6 @@ def plot_loss(metrics: list[dict], out: Path) -> Path | None:
     ax.legend(lines, [line.get_label() for line in lines], loc="upper right")
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    files.atomic_save(out, lambda buffer: fig.savefig(buffer, format=files.suffix_format(out)))
     plt.close(fig)
     return Path(out)

@@ -11,12 +11,15 @@ names, shapes and dtypes) before anyone uses them, and non-finite weights are ne
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from safetensors import SafetensorError
@@ -239,6 +242,23 @@ def _write_replace(path: Path, data: bytes, pause: float) -> None:
         raise
 
 
+def atomic_save(path: str | Path, save: Callable[[BinaryIO], object]) -> Path:
+    """`save(file)` writes a file's bytes (PIL `image.save`, matplotlib `savefig`, `np.save`) to memory, then
+    they reach `path` atomically: a kill or a full disk mid-way never leaves half a picture or array.
+
+    Writers that pick a format from the file name need it given (`format=suffix_format(path)`)."""
+    buffer = io.BytesIO()
+    save(buffer)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def suffix_format(path: str | Path, default: str = "png") -> str:
+    """The format a file name asks for ("x.pdf" -> "pdf"), for writers given a buffer instead of a name."""
+    return Path(path).suffix[1:].lower() or default
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
@@ -273,6 +293,6 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["JSONL_LIMIT", "JSON_LIMIT", "TEMP_SUFFIX", "TENSOR_LIMIT", "append_line", "atomic_write_bytes",
+__all__ = ["JSONL_LIMIT", "JSON_LIMIT", "TEMP_SUFFIX", "TENSOR_LIMIT", "append_line", "atomic_save", "atomic_write_bytes",
            "atomic_write_text", "check_tensors", "checked_file", "fsync_dir", "inside", "load_tensors", "nonfinite",
-           "parse_json", "read_bytes", "read_json", "read_jsonl", "save_tensors", "write_json"]
+           "parse_json", "read_bytes", "read_json", "read_jsonl", "save_tensors", "suffix_format", "write_json"]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from difflab.report.images import grid, save_png, to_uint8
+from difflab.run import files
 
 SCALE = 4  # screen pixels per model pixel: 28 px digits shown at 112 px
 
@@ -43,8 +44,7 @@ def write_npz(path: Path, images: torch.Tensor, labels: torch.Tensor | None, pro
     labels_np = labels.numpy() if labels is not None else np.full(len(images), -1)
     extra = {"prompts": np.array(prompts)} if prompts is not None else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, images=to_uint8(images), labels=labels_np, **extra)
-    return path
+    return files.atomic_save(path, lambda out: np.savez_compressed(out, images=to_uint8(images), labels=labels_np, **extra))
 
 
 __all__ = ["SCALE", "enlarge", "grid_picture", "rows_picture", "write_npz", "write_png"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from difflab.errors import UserError
+from difflab.signals import signal_name
 
 LOOPBACK = "127.0.0.1"
 MAX_UPLOAD = "20mb"  # a phone photo is a few MB; Gradio refuses larger uploads before they reach us
@@ -97,12 +98,13 @@ def wait_until_serving(served: Served, timeout: float = 120.0) -> None:
 
 
 def block(served: Served) -> None:
-    """Keep serving until Ctrl-C."""
+    """Keep serving until Ctrl-C or SIGTERM (the CLI raises it as an interrupt): the usual end of a server."""
     try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
-        print("difflab studio: stopped", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        by = "" if signal_name(err) == "SIGINT" else f" by {signal_name(err)}"
+        print(f"difflab studio: stopped{by}", file=sys.stderr)
     finally:
         served.close()
 
