@@ -185,7 +185,7 @@ def samples_section(run: RunFolder, rows: list[dict]) -> str:
     grids = sorted(folder.glob("step_*.png")) if folder.is_dir() else []
     parts = [figure(file_bytes(p), grid_caption(p, rows), kind="pixels") for p in grids]
     if (folder / "final.png").exists():
-        parts.append(figure(file_bytes(folder / "final.png"), "final (EMA weights, one row per class)", kind="pixels"))
+        parts.append(figure(file_bytes(folder / "final.png"), f"final (EMA weights, {grid_rows(run)})", kind="pixels"))
     trajectory = ""
     if (folder / "trajectory.png").exists():
         trajectory = ("<h3>Trajectory: noise → image</h3>"
@@ -194,7 +194,22 @@ def samples_section(run: RunFolder, rows: list[dict]) -> str:
     if not parts and not trajectory:
         return ""
     return section("Samples over training", f'<div class="figs">{"".join(parts)}</div>{trajectory}',
-                   note="each grid: 10 samples per class, same seed, so the same sample can be followed from grid to grid")
+                   note=f"each grid: {grid_rows(run)}, same seed, so the same sample can be followed from grid to grid")
+
+
+def grid_rows(run: RunFolder) -> str:
+    """What a grid's rows are (`training/sample_grids.py` draws them): every class, some of many, or none."""
+    from difflab.training.sample_grids import GRID_CLASSES
+
+    if not saved_config(run).get("conditional", True):
+        return "100 unconditional samples"
+    try:
+        classes = len(run.read_meta().get("class_names") or [])
+    except UserError:
+        classes = 0
+    if classes > GRID_CLASSES:
+        return f"one row of 10 samples for each of {GRID_CLASSES} of the {classes:,} classes, evenly spaced"
+    return "one row of 10 samples per class"
 
 
 def grid_caption(png: Path, rows: list[dict]) -> str:
