@@ -207,3 +207,45 @@ def test_sigterm_to_a_parallel_sweep_saves_every_run_and_leaves_no_worker(tmp_pa
         assert RunFolder(run).has_state() and not (run / "sweep-trained.json").exists()  # a rerun resumes it
     time.sleep(1)
     assert workers and not [pid for pid in workers if _running(pid)]
+
+
+# --- a result that cannot be written is kept elsewhere -------------------------------------------------------
+def _full_disk(path):
+    def write():
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    return write
+
+
+def test_an_evaluation_whose_json_cannot_be_written_is_kept_and_the_old_one_stays_whole(tmp_path, monkeypatch):
+    import json
+
+    from difflab.errors import UserError
+    from difflab.evaluation.suite import _Pictures
+    from difflab.signals import Stopping
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "spare"))
+    (tmp_path / "spare").mkdir()
+    eval_dir = tmp_path / "eval"
+    (eval_dir / "suite").mkdir(parents=True)
+    (eval_dir / "suite" / "old.png").write_text("old picture")
+    result = {"accuracy": 0.93, "fd": 1.5}
+    with pytest.raises(UserError) as refused, Stopping(lambda: "") as stop, _Pictures(eval_dir / "suite", stop) as pics:
+        (pics.temp / "new.png").write_text("new picture")
+        pics.publish(_full_disk(eval_dir / "suite.json"), result)
+    kept = list((tmp_path / "spare").glob("difflab-suite-*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text()) == result
+    assert str(refused.value) == (f"cannot write {eval_dir / 'suite.json'} (No space left on device); the results are "
+                                  f"kept in {kept[0]}; fix: free disk space or write to another disk, then copy them there")
+    assert sorted(p.name for p in eval_dir.rglob("*")) == ["old.png", "suite"]  # the old evaluation, untouched
+
+
+def test_with_no_writable_place_at_all_the_result_is_printed(tmp_path, monkeypatch, capsys):
+    import json
+
+    from difflab.run.outputs import kept_elsewhere
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "missing"))
+    err = kept_elsewhere({"accuracy": 0.5}, OSError(errno.EROFS, "Read-only file system", "/r/eval/x.json"))
+    assert json.loads(capsys.readouterr().out) == {"accuracy": 0.5}
+    assert "the results are printed above; fix: write to a writable file system" in str(err)

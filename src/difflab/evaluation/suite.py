@@ -26,7 +26,7 @@ from difflab.evaluation import idk, metrics
 from difflab.evaluation import memorisation as mem
 from difflab.evaluation.fidelity import inception_metrics
 from difflab.evaluation.judge import BATCH, Judge, judge_samples, load_judge
-from difflab.run import files
+from difflab.run import files, outputs
 from difflab.signals import Stopping
 
 
@@ -162,7 +162,7 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor | None, dataset: 
         result = measure(images, labels, dataset, pictures=pictures.temp, config=config, model=model, meta=meta,
                          name=name, data_dir=data_dir, image_size=image_size)
         result["written"] = str(out / f"{name}.json")
-        pictures.publish(lambda: write_json(result))
+        pictures.publish(lambda: write_json(result), result)
     return result
 
 
@@ -181,13 +181,17 @@ class _Pictures:
             self.temp.mkdir(parents=True)
         return self
 
-    def publish(self, write_json) -> None:
-        """The pictures to their place, then the JSON (`write_json`), both or neither as far as a signal goes."""
+    def publish(self, write_json, result: dict) -> None:
+        """The JSON (`write_json`), then the pictures to their place, both or neither as far as a signal goes.
+        A JSON that cannot be written (a full disk) leaves the old evaluation whole and the result kept elsewhere."""
         with self.stop.hold():
+            try:
+                write_json()
+            except OSError as err:
+                raise outputs.kept_elsewhere(result, err) from None
             if self.temp is not None:
                 shutil.rmtree(self.final, ignore_errors=True)  # an earlier evaluation of the same name
                 os.replace(self.temp, self.final)
-            write_json()
 
     def __exit__(self, *exc) -> None:
         if self.temp is not None:
@@ -284,7 +288,7 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
             result = measure(images, labels, c.dataset, pictures=pictures.temp, name=name, config=config,
                              model=run.model, meta=meta, data_dir=c.data_dir, image_size=c.image_size)
             result["written"] = str(folder.sub("eval", f"{name}.json"))
-            pictures.publish(lambda: folder.write_eval(name, result))
+            pictures.publish(lambda: folder.write_eval(name, result), result)
     return result
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
 from difflab.errors import UserError
+from difflab.run import files
 from difflab.run.files import TEMP_SUFFIX
 
 FIXES = {errno.ENOSPC: "free disk space or write to another disk", errno.EDQUOT: "free space within your quota",
@@ -59,6 +62,23 @@ def write_error(err: OSError) -> str:
     where = err.filename if err.filename is not None else "an output file"
     fix = FIXES.get(err.errno, "check the path, free space and permissions")
     return f"cannot write {where} ({err.strerror or err}); fix: {fix}, then run again"
+
+
+def kept_elsewhere(result: dict, err: OSError) -> UserError:
+    """A computed result whose JSON could not be written (a full or read-only disk): saved in the temp folder
+    instead, or printed when that fails too, so minutes of work are not lost; the error says where it is."""
+    name = Path(err.filename).stem if err.filename else "result"
+    spare = Path(tempfile.gettempdir()) / f"difflab-{name}-{os.getpid()}.json"
+    try:
+        files.write_json(spare, result)
+        kept = f"the results are kept in {spare}"
+    except OSError:
+        print(json.dumps(result))
+        sys.stdout.flush()
+        kept = "the results are printed above"
+    where = err.filename if err.filename is not None else "the results"
+    fix = FIXES.get(err.errno, "check the path, free space and permissions")
+    return UserError(f"cannot write {where} ({err.strerror or err}); {kept}; fix: {fix}, then copy them there")
 
 
 def guard(command):
