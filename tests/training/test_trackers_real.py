@@ -2,7 +2,8 @@
 
 wandb's transaction log RUN/wandb/offline-run-*/run-*.wandb is read with `wandb leet inspect --json`
 (wandb's own reader, one JSON record a line); mlflow's store with `MlflowClient`. Neither reaches the
-network: WANDB_MODE=offline, and MLFLOW_TRACKING_URI is unset so the tracker uses RUN/mlruns/.
+network: WANDB_MODE=offline, and MLFLOW_TRACKING_URI is unset so the tracker uses RUN/mlruns/. A resumed
+training continues the same W&B / MLflow run (its id saved in the run folder), or says why it could not.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from difflab.run.folder import RunFolder
 from difflab.training.trainer import Trainer
 
 WANDB_REASON = "the wandb extra is not installed: pip install 'difflab[wandb]'"
@@ -35,6 +38,11 @@ def offline_wandb(monkeypatch, tmp_path):
 def wandb_records(run_dir) -> list[dict]:
     """Every record of the run's offline transaction log, decoded by wandb itself."""
     [log] = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    return wandb_log(log)
+
+
+def wandb_log(log: Path) -> list[dict]:
+    """The records of one offline transaction log RUN/wandb/offline-run-*/run-*.wandb."""
     done = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(log)],
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0 and "No such command" in done.stderr:
@@ -81,6 +89,46 @@ def test_wandb_run_is_marked_failed_when_training_raises(offline_wandb, tiny_con
         trainer.run()
     [exit_record] = [r["exit"] for r in wandb_records(tmp_path / "run") if r["type"] == "exit"]
     assert exit_record["exit_code"] == 1
+
+
+def train_then_resume(config, run_dir: Path) -> Path:
+    """`config` trained to its steps, then resumed in a new Trainer (a new session) with twice the budget."""
+    Trainer(config, run_dir, show_progress=False).run()
+    return Trainer(config.replace(steps=2 * config.steps), run_dir, resume=True, show_progress=False).run()
+
+
+def difflab_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("difflab:")]
+
+
+@pytest.mark.slow
+def test_wandb_resume_continues_the_same_run(offline_wandb, tiny_config, tmp_path, capsys):
+    config = tiny_config.replace(steps=4, log_every=2, num_sample_grids=0, wandb=True)
+    run_dir = train_then_resume(config, tmp_path / "run")
+    assert difflab_lines(capsys.readouterr().err) == []
+    logs = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))  # offline, one folder per session, by time
+    assert len(logs) == 2
+    sessions = [wandb_log(log) for log in logs]
+    ids = [r["run"]["run_id"] for records in sessions for r in records if r["type"] == "run"]
+    assert ids == [RunFolder(run_dir).read_trackers()["wandb"]] * 2
+    steps = [[r["history"]["item"]["_step"] for r in records if r["type"] == "history" and "train/loss" in r["history"]["item"]]
+             for records in sessions]
+    assert steps == [[2, 4], [6, 8]]  # the resumed session goes on from its snapshot's step
+
+
+@pytest.mark.slow
+def test_wandb_resume_with_an_id_wandb_refuses_starts_a_new_run(offline_wandb, tiny_config, tmp_path, capsys):
+    config = tiny_config.replace(steps=2, log_every=2, num_sample_grids=0, wandb=True)
+    Trainer(config, tmp_path / "run", show_progress=False).run()
+    RunFolder(tmp_path / "run").write_trackers({"wandb": "no/such:run"})  # characters wandb reserves
+    capsys.readouterr()
+    Trainer(config.replace(steps=4), tmp_path / "run", resume=True, show_progress=False).run()
+    err = capsys.readouterr().err
+    [line] = difflab_lines(err)
+    assert "cannot continue the W&B run no/such:run" in line and "started a new W&B run" in line
+    assert "Traceback" not in err
+    new = RunFolder(tmp_path / "run").read_trackers()["wandb"]
+    assert new != "no/such:run" and len(list((tmp_path / "run" / "wandb").glob(f"offline-run-*-{new}"))) == 1
 
 
 @pytest.fixture
@@ -148,3 +196,38 @@ def test_mlflow_tracking_uri_from_the_environment_is_used(local_mlflow, tiny_con
     assert not (tmp_path / "run" / "mlruns").exists()
     _, run = only_run(local_mlflow, store, monkeypatch)
     assert run.data.metrics["train/loss"] > 0
+
+
+@pytest.mark.slow
+def test_mlflow_resume_continues_the_same_run(local_mlflow, tiny_config, tmp_path, monkeypatch, capsys):
+    config = tiny_config.replace(steps=4, log_every=2, num_sample_grids=0, mlflow=True)
+    run_dir = train_then_resume(config, tmp_path / "run")
+    assert difflab_lines(capsys.readouterr().err) == []
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    client, run = only_run(local_mlflow, run_dir / "mlruns", monkeypatch)
+    assert run.info.run_id == RunFolder(run_dir).read_trackers()["mlflow"] and run.info.status == "FINISHED"
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert sorted(m.step for m in history) == [2, 4, 6, 8]  # both sessions, no step twice
+    assert {m.step: m.value for m in history} == pytest.approx({row["step"]: row["loss"] for row in metrics if "loss" in row})
+    assert run.data.params["steps"] == "4"  # mlflow keeps a param's first value; the resume must not fail on it
+
+
+@pytest.mark.slow
+def test_mlflow_resume_in_another_store_starts_a_new_run(local_mlflow, tiny_config, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the user's own file stores: their opt-in, as mlflow asks
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "old").as_uri())
+    config = tiny_config.replace(steps=2, log_every=2, num_sample_grids=0, mlflow=True)
+    run_dir = Trainer(config, tmp_path / "run", show_progress=False).run()
+    first = RunFolder(run_dir).read_trackers()["mlflow"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "new").as_uri())  # the store moved: the old run is not there
+    capsys.readouterr()
+    Trainer(config.replace(steps=4), run_dir, resume=True, show_progress=False).run()
+    err = capsys.readouterr().err
+    assert difflab_lines(err) == [f"difflab: cannot continue the MLflow run {first} (Run '{first}' not found); "
+                                  "started a new MLflow run"]
+    assert "Traceback" not in err
+
+    client, run = only_run(local_mlflow, tmp_path / "new", monkeypatch)
+    assert run.info.run_id != first and run.info.run_id == RunFolder(run_dir).read_trackers()["mlflow"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [4]

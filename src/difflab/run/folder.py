@@ -7,6 +7,7 @@
     RUN/metrics.jsonl        one JSON line per log step
     RUN/samples/ plots/ eval/ explain/ edit/   pictures and results;   RUN/report.html
     RUN/distill.json         a distilled run's provenance
+    RUN/trackers.json        the W&B / MLflow run ids, so a resume continues those runs
 
 Nothing else in difflab spells these names. Writes are atomic (`difflab.run.files`); `state/` is
 replaced by directory rename, so a crash at any moment leaves the old or the new snapshot, never a
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from difflab.training.config import TrainConfig
 
 CONFIG, MODEL_META, METRICS, REPORT, DISTILL = "config.json", "model.json", "metrics.jsonl", "report.html", "distill.json"
+TRACKERS = "trackers.json"
 WEIGHTS = ("model", "ema", "guide")  # <name>.safetensors at the top: what users and samplers load (guide: autoguidance)
 STATE_DIR, STATE_INFO = "state", "trainer.json"
 STATE_FILES = ("ema", "model", "optimizer")  # required in state/; rng.safetensors is checked by the trainer
@@ -127,8 +129,10 @@ class RunFolder:
 
     # --- creation, config and the model's description ------------------------------------------
     def create(self, config: TrainConfig, meta: dict) -> None:
-        """A new run: folders, config.json, model.json and an empty metrics.jsonl."""
+        """A new run: folders, config.json, model.json and an empty metrics.jsonl; no tracker ids, so the new
+        run's trackers start new runs (a restart from step 0 must not continue an abandoned attempt's)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / TRACKERS).unlink(missing_ok=True)  # a link there is removed, never followed
         for sub in ("samples", "plots"):
             (self.path / sub).mkdir(exist_ok=True)
         self.write_config(config)
@@ -256,6 +260,25 @@ class RunFolder:
 
     def write_distill(self, info: dict) -> None:
         files.write_json(self._writable(self.path / DISTILL), info)
+
+    # --- tracker runs -------------------------------------------------------------------------
+    def read_trackers(self) -> dict[str, str]:
+        """The saved tracker run ids by tracker ("wandb", "mlflow"); none for a run that never had one."""
+        path = self.path / TRACKERS
+        if not (path.is_file() or path.is_symlink()):
+            return {}
+        ids = files.read_json(path, root=self.path)
+        if not isinstance(ids, dict):
+            raise UserError(f"{path} is not what difflab wrote ({_short(ids)}); fix: delete {path}, and the resumed "
+                            "run starts new tracker runs")
+        for name, run_id in ids.items():
+            if not (isinstance(run_id, str) and 0 < len(run_id) <= 256):
+                raise UserError(f"{path}: {name} is not a run id ({_short(run_id)}); fix: delete {path}, and the "
+                                "resumed run starts new tracker runs")
+        return ids
+
+    def write_trackers(self, ids: dict[str, str]) -> None:
+        files.write_json(self._writable(self.path / TRACKERS), ids)
 
     # --- the resumable snapshot ----------------------------------------------------------------
     def has_state(self) -> bool:

@@ -2,7 +2,8 @@
 
 The trainer talks to one `Tracker`: scalars per logged step, each sample grid as an image, the
 config once. `open_tracker(config, run_dir)` returns a tracker for every `--tensorboard`/`--wandb`/
-`--mlflow` flag set (a do-nothing one when none is), so the loop never checks flags itself.
+`--mlflow` flag set (a do-nothing one when none is), so the loop never checks flags itself. The W&B and
+MLflow run ids are saved in the run folder, so a `--resume` continues those runs: one training, one tracker run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from difflab.errors import UserError
+from difflab.run.folder import RunFolder
 
 
 def require(module: str, extra: str, flag: str):
@@ -27,6 +29,16 @@ def require(module: str, extra: str, flag: str):
         return importlib.import_module(module)
     except ImportError:
         raise UserError(f"--{flag} needs the {extra} package; fix: pip install 'difflab[{extra}]'") from None
+
+
+def warn(line: str) -> None:
+    """One line on stderr: what went differently from what the user asked, and what difflab did instead."""
+    print(f"difflab: {line}", file=sys.stderr, flush=True)
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -46,6 +58,10 @@ class Tracker:
     def log_image(self, tag: str, step: int, path: Path) -> None: ...
 
     def close(self) -> None: ...
+
+    def ids(self) -> dict[str, str]:
+        """The tracker run ids to save for a resume, by tracker name (none for TensorBoard: its files are the run)."""
+        return {}
 
 
 class TensorBoardTracker(Tracker):
@@ -90,13 +106,34 @@ class WandbTracker(Tracker):
 
     The project is $WANDB_PROJECT, else "difflab"; the run is named after the run folder. wandb prints
     nothing (`silent`: its three "offline / saved in / view with" lines at start were the only output);
-    failures still raise. An offline run is RUN/wandb/offline-run-*/ (`wandb sync` uploads it)."""
+    failures still raise. An offline run is RUN/wandb/offline-run-*/ (`wandb sync` uploads it).
 
-    def __init__(self, run_dir: Path, config: dict):
+    Given the `run_id` saved by an earlier session, the run continues under that id (offline, wandb ignores
+    resume, so each session is its own offline-run-*-ID folder of the same id)."""
+
+    def __init__(self, run_dir: Path, config: dict, run_id: str | None = None):
         self.wandb = require("wandb", "wandb", "wandb")
-        self.run = self.wandb.init(project=os.environ.get("WANDB_PROJECT") or "difflab",
-                                   name=Path(run_dir).resolve().name, dir=str(run_dir), config=config,
-                                   settings=self.wandb.Settings(silent=True))
+        self.run_dir, self.config = run_dir, config
+        self.run = self.reopen(run_id) if run_id else None
+        if self.run is None:
+            self.run = self.start()
+
+    def start(self, **resume):
+        return self.wandb.init(project=os.environ.get("WANDB_PROJECT") or "difflab",
+                               name=Path(self.run_dir).resolve().name, dir=str(self.run_dir), config=self.config,
+                               settings=self.wandb.Settings(silent=True), **resume)
+
+    def reopen(self, run_id: str):
+        """The saved run ("allow": wandb creates it under that id where the server lacks it, as offline); None,
+        after one warning line, when wandb refuses the id (a run deleted on the server, say)."""
+        try:
+            return self.start(id=run_id, resume="allow")
+        except Exception as err:  # wandb.init re-raises whatever failed; a second failure in start() is raised
+            warn(f"cannot continue the W&B run {run_id} ({first_line(err)}); started a new W&B run")
+            return None
+
+    def ids(self) -> dict[str, str]:
+        return {"wandb": self.run.id}
 
     def log_scalars(self, step: int, values: dict[str, float]) -> None:
         self.run.log({f"train/{k}": v for k, v in values.items()}, step=step)
@@ -113,21 +150,43 @@ class MlflowTracker(Tracker):
 
     The default keeps every run self-contained (nothing lands in the current directory; browse it with
     `mlflow ui --backend-store-uri RUN/mlruns`). The experiment is $MLFLOW_EXPERIMENT_NAME, else "difflab".
-    One client with an explicit run id, not mlflow's global active run, so a user's own runs are left alone."""
+    One client with an explicit run id, not mlflow's global active run, so a user's own runs are left alone.
+    Given the `run_id` saved by an earlier session, that run continues (RUNNING again)."""
 
-    def __init__(self, run_dir: Path, config: dict):
-        mlflow = require("mlflow", "mlflow", "mlflow")
+    def __init__(self, run_dir: Path, config: dict, run_id: str | None = None):
+        self.mlflow = mlflow = require("mlflow", "mlflow", "mlflow")
         user_uri = os.environ.get("MLFLOW_TRACKING_URI")
         uri = user_uri or (Path(run_dir).resolve() / "mlruns").as_uri()
         with warnings.catch_warnings(), contextlib.nullcontext() if user_uri else allow_file_store():
             warnings.simplefilter("ignore", FutureWarning)  # mlflow 3 deprecates the file store we default to
             self.client = mlflow.tracking.MlflowClient(tracking_uri=uri)
-            name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "difflab"
-            experiment = self.client.get_experiment_by_name(name)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
-            self.run_id = self.client.create_run(experiment_id, run_name=Path(run_dir).resolve().name).info.run_id
-        self.params = [mlflow.entities.Param(k, str(v)) for k, v in config.items()]
+            run = (self.reopen(run_id) if run_id else None) or self.start(Path(run_dir).resolve().name)
+        self.run_id = run.info.run_id
+        # mlflow refuses to change a logged param, and a resume may change the budget: those keep their first value
+        self.params = [mlflow.entities.Param(k, str(v)) for k, v in config.items() if k not in run.data.params]
         self.metric = mlflow.entities.Metric
+
+    def start(self, run_name: str):
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "difflab"
+        experiment = self.client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
+        return self.client.create_run(experiment_id, run_name=run_name)
+
+    def reopen(self, run_id: str):
+        """The saved run, RUNNING again (as `mlflow.start_run(run_id=...)` does it); None, after one warning line,
+        when this store does not hold it (the store moved, another MLFLOW_TRACKING_URI, a deleted run)."""
+        try:
+            run = self.client.get_run(run_id)
+            if run.info.lifecycle_stage != self.mlflow.entities.LifecycleStage.ACTIVE:
+                raise self.mlflow.exceptions.MlflowException(f"run {run_id} was deleted")
+            self.client.update_run(run_id, status="RUNNING")
+            return run
+        except Exception as err:  # a file store whose folder is gone raises a bare Exception; start() raises again
+            warn(f"cannot continue the MLflow run {run_id} ({first_line(err)}); started a new MLflow run")
+            return None
+
+    def ids(self) -> dict[str, str]:
+        return {"mlflow": self.run_id}
 
     def log_config(self, config: dict) -> None:
         self.client.log_batch(self.run_id, params=self.params)
@@ -184,23 +243,44 @@ class MultiTracker(Tracker):
             for t in reversed(self.trackers):  # ExitStack runs callbacks last-in first-out: close in order
                 stack.callback(t.close)
 
+    def ids(self) -> dict[str, str]:
+        return {name: run_id for t in self.trackers for name, run_id in t.ids().items()}
+
 
 def open_tracker(config, run_dir: Path) -> Tracker:
-    """The trackers `config.tensorboard/wandb/mlflow` ask for, started and given the config."""
-    settings = config.to_dict()
+    """The trackers `config.tensorboard/wandb/mlflow` ask for, started and given the config.
+
+    A W&B or MLflow run whose id the run folder saved is continued: that is a resume, since a new run's folder
+    holds no ids (`RunFolder.create` clears them). The ids of runs started here are saved for the next one."""
+    folder, settings = RunFolder(run_dir), config.to_dict()
+    saved = folder.read_trackers() if config.wandb or config.mlflow else {}  # a damaged file matters only to them
     trackers: list[Tracker] = []
-    wanted = [(config.tensorboard, lambda: TensorBoardTracker(run_dir)), (config.wandb, lambda: WandbTracker(run_dir, settings)),
-              (config.mlflow, lambda: MlflowTracker(run_dir, settings))]
+    wanted = [(config.tensorboard, lambda: TensorBoardTracker(run_dir)),
+              (config.wandb, lambda: WandbTracker(run_dir, settings, saved.get("wandb"))),
+              (config.mlflow, lambda: MlflowTracker(run_dir, settings, saved.get("mlflow")))]
     try:
         for flag, start in wanted:
             if flag:
                 trackers.append(start())
         tracker = MultiTracker(trackers) if trackers else Tracker()
+        save_ids(folder, saved, tracker.ids())
         tracker.log_config(settings)
     except BaseException:
         MultiTracker(trackers).close()  # a later tracker failed (say, mlflow missing): end the runs already begun
         raise
     return tracker
+
+
+def save_ids(folder: RunFolder, saved: dict[str, str], started: dict[str, str]) -> None:
+    """Save the ids of this session's runs beside those of trackers not used this time (a later resume may be)."""
+    ids = {**saved, **started}
+    if ids == saved:
+        return
+    try:
+        folder.write_trackers(ids)
+    except OSError as err:  # training can go on: only a later resume loses the link to these runs
+        warn(f"cannot save the tracker run ids in {folder.path} ({err.strerror or err}); a --resume will start new "
+             "tracker runs; fix: free space or permissions")
 
 
 __all__ = ["Tracker", "open_tracker"]
