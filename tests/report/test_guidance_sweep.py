@@ -122,3 +122,26 @@ def test_finish_run_sweeps_unless_evaluation_is_off(tiny_run, tmp_path, monkeypa
 def test_too_few_images_for_a_probe_is_a_user_error(tiny_run):
     with pytest.raises(UserError, match="n_per_class >= 2"):
         guidance_sweep(tiny_run, n_per_class=1)
+
+
+def test_the_target_is_99_percent_or_what_the_judge_gets_on_real_images():
+    assert guidance.accuracy_target(0.994) == 0.99  # digits: the judge beats 99% on real digits
+    assert guidance.accuracy_target(0.926) == 0.926  # Fashion-MNIST: no sample set is recognised more than the data
+    rows = [{"w": 1.0, "accuracy": 0.90, "fd_ratio": 1.1}, {"w": 1.5, "accuracy": 0.93, "fd_ratio": 1.3},
+            {"w": 3.0, "accuracy": 0.95, "fd_ratio": 2.0}]
+    assert guidance.lowest_fd_at_target(rows) is None
+    assert guidance.lowest_fd_at_target(rows, guidance.accuracy_target(0.926)) == 1.5
+
+
+def test_report_states_a_per_dataset_target(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)
+    rows = [{"w": w, "default": w == 1.5, "accuracy": a, "fd_ratio": f, "recall": 0.8} for w, a, f in
+            ((1.0, 0.90, 1.1), (1.5, 0.93, 1.3))]
+    sweep = {"rows": rows, "lowest_fd_at_target": 1.5, "accuracy_target": 0.926, "judge_real_accuracy": 0.926,
+             "method": "cfg", "interval": [0.5, 1.0], "n": 20}
+    (run / "eval").mkdir(exist_ok=True)
+    (run / "eval" / "guidance_sweep.json").write_text(json.dumps(sweep))
+    page = write_report(run, out=tmp_path / "r.html").read_text()
+    assert ("the default sits where accuracy ≥ 92.6% (as often as the judge recognises real test images) at the "
+            "lowest FD (in this run that is w = 1.5") in page

@@ -29,6 +29,7 @@ EVAL_NAME = "guidance_sweep"  # RUN/eval/guidance_sweep.json
 STRIPS = ("samples", "guidance")  # RUN/samples/guidance/w<w>.png
 FRONTIER = ("plots", "guidance_frontier.png")
 ACCURACY_TARGET = 0.99  # the default's rule: the lowest FD among strengths whose samples the judge recognises 99% of
+# (or as often as it recognises real test images, where that is less: 92.6% on Fashion-MNIST, `accuracy_target`)
 MAX_GUIDANCE = 100.0  # the Sampler's upper bound on w
 MIN_IMAGES = 20  # a QualityProbe's minimum sample size
 ROW_KEYS = ("accuracy", "confidence", "fd", "fd_floor", "fd_ratio", "recall", "precision", "diversity")
@@ -94,7 +95,7 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
     started = time.monotonic()
     c = run.config
     probe = QualityProbe(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
-    rows = []
+    rows, target = [], accuracy_target(probe.judge.accuracy)
     with progress.bar(len(ws), label, unit="strength", enabled=verbose) as shown:
         for w in ws:
             rows.append(measure_strength(run, probe, labels, w, seed=seed, default=sampler.guidance))
@@ -102,11 +103,11 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
     result = {"title": "Guidance sweep", "method": sampler.guidance_method,
               "interval": list(sampler.guidance_interval), "rescale": sampler.guidance_rescale,
               "autoguidance": sampler.autoguidance, "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class, "n": len(labels),
-              "default": sampler.guidance, "lowest_fd_at_target": lowest_fd_at_target(rows),
-              "accuracy_target": ACCURACY_TARGET, "rows": rows, "seconds": time.monotonic() - started}
+              "default": sampler.guidance, "lowest_fd_at_target": lowest_fd_at_target(rows, target),
+              "accuracy_target": target, "judge_real_accuracy": probe.judge.accuracy, "rows": rows, "seconds": time.monotonic() - started}
     result = rounded(result)
     run.folder.write_eval(EVAL_NAME, result)
-    plot_frontier(result["rows"], run.folder.sub(*FRONTIER, create=True))
+    plot_frontier(result["rows"], run.folder.sub(*FRONTIER, create=True), target)
     return result
 
 
@@ -125,13 +126,19 @@ def strip_path(folder, w: float) -> Path:
     return folder.sub(*STRIPS, f"w{w:g}.png", create=True)
 
 
-def lowest_fd_at_target(rows: list[dict]) -> float | None:
-    """The w the default's rule picks from these rows: accuracy >= ACCURACY_TARGET at the lowest FD (None: no row)."""
-    ok = [r for r in rows if r["accuracy"] >= ACCURACY_TARGET]
+def accuracy_target(judge_real_accuracy: float) -> float:
+    """The accuracy a strength must reach: 99%, or the judge's own accuracy on real test images where that is
+    lower (no sample set can be recognised more often than the data itself; digits 99.4%, Fashion 92.6%)."""
+    return round(min(ACCURACY_TARGET, judge_real_accuracy), 3)
+
+
+def lowest_fd_at_target(rows: list[dict], target: float = ACCURACY_TARGET) -> float | None:
+    """The w the default's rule picks from these rows: accuracy >= `target` at the lowest FD (None: no row)."""
+    ok = [r for r in rows if r["accuracy"] >= target]
     return min(ok, key=lambda r: r["fd_ratio"])["w"] if ok else None
 
 
-def plot_frontier(rows: list[dict], out: Path) -> Path:
+def plot_frontier(rows: list[dict], out: Path, target: float = ACCURACY_TARGET) -> Path:
     """Accuracy against FD/floor, one point per w joined in order of w, the default starred."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     xs, ys = [r["fd_ratio"] for r in rows], [100 * r["accuracy"] for r in rows]
@@ -141,7 +148,7 @@ def plot_frontier(rows: list[dict], out: Path) -> Path:
     for r, x, y in zip(rows, xs, ys):
         if r["default"]:
             ax.plot([x], [y], "*", color="tab:orange", markersize=18, zorder=3, label=f"default w={r['w']:g}")
-    ax.axhline(100 * ACCURACY_TARGET, color="grey", linestyle=":", label=f"{100 * ACCURACY_TARGET:g}% recognised")
+    ax.axhline(100 * target, color="grey", linestyle=":", label=f"{100 * target:g}% recognised")
     ax.set(xlabel="FD / real-data floor (lower: closer to the data)", ylabel="judge accuracy (%)",
            title="Guidance: recognisable vs. like the data")
     ax.margins(x=0.15, y=0.08)  # room for the labels at the ends
