@@ -49,3 +49,12 @@ def test_interrupted_run_keeps_what_it_wrote(tiny_run, tmp_path, monkeypatch, ca
     assert len(_rows(out)) == 8 and len(list(out.glob("*/*.png"))) == 8
     assert "holds 8 of 20 images" in capsys.readouterr().err
     assert len(np.load(tmp_path / "s.npz")["images"]) == 8  # the .npz holds the same images as the folder
+
+
+def test_out_dir_alone_writes_no_grid_in_the_current_folder(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", str(tiny_run.path), "--n", "12", "--steps", "1", "--out-dir", "gen", "--no-progress"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]  # no samples.png nobody asked for
+    assert len(list((tmp_path / "gen").glob("*/*.png"))) == 12 and "grid" not in capsys.readouterr().out
+    assert main(["sample", str(tiny_run.path), "--n", "4", "--steps", "1", "--no-progress"]) == 0
+    assert (tmp_path / "samples.png").is_file()  # with nowhere else to go, the grid is the default output

@@ -23,7 +23,7 @@ def register(sub) -> None:
                    help="text runs: what to draw, e.g. \"a handwritten seven\" (repeat for several; images cycle)")
     p.add_argument("--n", type=number(int), default=None, help="number of images (default 100, or 16 with --label/--prompt)")
     add_sampler_options(p)
-    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
+    p.add_argument("--out", type=Path, help="PNG grid (default samples.png; none when --out-dir or --save-npz keeps the images)")
     p.add_argument("--save-npz", type=Path, metavar="FILE", help="also save images (uint8 NHWC) and labels (held as uint8 while sampling)")
     p.add_argument("--out-dir", type=Path, metavar="DIR",
                    help="also write DIR/<class>/<i>.png + metadata.jsonl chunk by chunk (datasets ImageFolder, torch-fidelity)")
@@ -38,7 +38,10 @@ def run(args) -> int:
     from difflab.interop.pipeline import load_run_or_pipeline
     from difflab.sampling.outputs import consume, sample_labels, sample_prompts
 
-    args.out = check_file(args.out, "--out", (".png",))  # every output checked before minutes of sampling
+    if args.out is None and not (args.out_dir or args.save_npz):
+        args.out = Path("samples.png")  # the images must land somewhere; beside --out-dir a stray grid would not be asked for
+    if args.out is not None:
+        args.out = check_file(args.out, "--out", (".png",))  # every output checked before minutes of sampling
     if args.save_npz:
         args.save_npz = check_file(args.save_npz, "--save-npz", (".npz",))
     if args.out_dir:

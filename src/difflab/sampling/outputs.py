@@ -26,14 +26,15 @@ GRID_MAX = 100  # the PNG grid is a preview: 10 rows of 10; every image goes to 
 class Outputs:
     """The destinations of one sampling job; `add` each chunk in order, then `finish` (also after an interrupt)."""
 
-    def __init__(self, run, *, labels: torch.Tensor | None, n: int, nrow: int | None, grid: Path,
+    def __init__(self, run, *, labels: torch.Tensor | None, n: int, nrow: int | None, grid: Path | None,
                  npz: Path | None = None, folder: Path | None = None, info: dict | None = None,
                  prompts: list[str] | None = None) -> None:
         import numpy as np
 
         self.labels, self.prompts, self.n, self.done = labels, prompts, n, 0
-        self.grid_path, self.npz_path, self.folder_path = Path(grid), npz, folder
+        self.grid_path, self.npz_path, self.folder_path = Path(grid) if grid else None, npz, folder
         self.keep, self.nrow, self.what = grid_indices(labels, n, nrow)
+        self.keep = self.keep if grid else []  # no grid asked for: no preview images kept
         self.grid_parts: list[torch.Tensor] = []
         self.shown, self.npz_written, self.finished = 0, False, False  # what `finish` wrote: grid images, .npz
         self.pixels = None
@@ -104,6 +105,8 @@ class Outputs:
             log(f"wrote {self.folder.written} images to {self.folder_path}/<class>/ with metadata.jsonl")
 
     def _write_grid(self, log) -> None:
+        if self.grid_path is None:
+            return
         shown = torch.cat(self.grid_parts)
         _write(self.grid_path, _grid_png(shown, self.nrow))
         self.shown = len(shown)
