@@ -170,20 +170,37 @@ def _run_parallel(jobs: list, parallel: int, log) -> list[list[dict]]:
 
     threads = max(1, (os.cpu_count() or 1) // parallel)  # share the cores, do not oversubscribe them
     context = multiprocessing.get_context("spawn")  # fork and torch's thread pools do not mix
-    results, running, todo = [None] * len(jobs), {}, list(enumerate(jobs))
+    results, running, todo, started = [None] * len(jobs), {}, list(enumerate(jobs)), time.monotonic()
     with ProcessPoolExecutor(parallel, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool, \
             _forward_sigterm(pool):
         while todo or running:
             while todo and len(running) < parallel:
                 i, job = todo.pop(0)
                 running[pool.submit(run_one, *job, log=None)] = i
-            done, _ = wait(running, return_when=FIRST_COMPLETED)  # a Ctrl-C here: runs in training save and stop
+            done, _ = wait(running, timeout=progress.HEARTBEAT_S, return_when=FIRST_COMPLETED)  # Ctrl-C here:
+            if not done and log:  # runs in training save and stop
+                log(_where_runs_are([jobs[i] for i in running.values()], len(jobs) - len(todo) - len(running),
+                                    len(jobs), time.monotonic() - started))
             for future in done:
                 i = running.pop(future)
                 results[i] = future.result()
                 if log:
                     log(f"{jobs[i][0].name}: done")
     return results
+
+
+def _where_runs_are(jobs: list, done: int, total: int, elapsed: float) -> str:
+    """A parallel sweep's heartbeat (its workers print nothing): each run in training at its last logged step."""
+    steps = []
+    for run, run_dir, _ in jobs:
+        try:
+            rows = RunFolder(run_dir).read_metrics()
+        except (UserError, OSError):  # not written yet, or being replaced: no step to show
+            rows = []
+        at = f"step {rows[-1]['step']:,}" if rows and "step" in rows[-1] else "starting"
+        budget = f" of {run.config.steps:,}" if rows and run.config.steps else ""
+        steps.append(f"{run.name} at {at}{budget}")
+    return f"sweep: {done} of {total} runs done; {'; '.join(steps)}; {progress.clock_text(elapsed)} elapsed"
 
 
 @contextlib.contextmanager
@@ -260,10 +277,11 @@ def run_one(run: SweepRun, run_dir: Path, spec: EvalSpec, *, log=print) -> list[
         if log:
             log(f"{run.name}: {'resuming' if resume else 'training'}")  # the run's stage line (its bar is off)
         try:
+            shown = bool(log)  # the training bar in a sequential sweep; a parallel one's workers are silent
             if resume:
-                api.train(resume=run_dir, progress=False, evaluate=False)
+                api.train(resume=run_dir, progress=shown, evaluate=False)
             else:
-                api.train(run.config, out=run_dir, progress=False, evaluate=False)
+                api.train(run.config, out=run_dir, progress=shown, evaluate=False)
         except Stopped as err:
             if err.exit_code == Stopped.EXIT["SIGINT"]:  # Ctrl-C: training saved its state; a rerun resumes it
                 raise KeyboardInterrupt from None  # `difflab: interrupted`, exit 130, no DONE marker

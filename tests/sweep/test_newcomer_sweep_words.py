@@ -107,7 +107,7 @@ def test_parallel_sweep_queues_no_run_beyond_the_workers(monkeypatch):
             future.name = run.name
             return future
 
-    def wait(futures, return_when):
+    def wait(futures, return_when, timeout=None):
         in_flight.append(len(futures))
         first = next(iter(futures))
         first.set_result([{"run": first.name}])
@@ -120,3 +120,18 @@ def test_parallel_sweep_queues_no_run_beyond_the_workers(monkeypatch):
     results = sweep._run_parallel(jobs, 2, None)
     assert [r[0]["run"] for r in results] == [run.name for run in spec.runs]  # in spec order
     assert max(in_flight) == 2
+
+
+def test_a_parallel_sweep_says_where_each_run_in_training_is(tmp_path):
+    import json as json_module
+
+    from difflab.training.config import TrainConfig
+
+    spec = sweep.SweepSpec.from_dict({"base": {"steps": 300}, "grid": {"lr": [1e-3, 2e-3]}})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.json").write_text(json_module.dumps(TrainConfig(steps=300).to_dict()))
+    (tmp_path / "a" / "metrics.jsonl").write_text('{"step": 50, "loss": 0.1}\n{"step": 120, "loss": 0.09}\n')
+    jobs = [(spec.runs[0], tmp_path / "a", spec.evaluate), (spec.runs[1], tmp_path / "b", spec.evaluate)]
+    line = sweep._where_runs_are(jobs, 0, 2, 75.0)
+    assert line == (f"sweep: 0 of 2 runs done; {spec.runs[0].name} at step 120 of 300; {spec.runs[1].name} at "
+                    "starting; 1m15s elapsed")
