@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 SERVER = r"""
-import json, os, sys
+import json, os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with SIGINT ignored
 import torch
 torch.set_num_threads(1)
 import difflab.cli
