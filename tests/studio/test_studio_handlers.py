@@ -113,7 +113,9 @@ def test_runs_tab_lists_runs_and_reports_a_damaged_one(page, studio_run, digest)
     assert "| tiny | 60 |" in table and "damaged" in table and "config.json" in table.split("| damaged |")[1]
     one, curve = page.show_run(str(studio_run))
     assert "| tiny | 60 |" in one and curve is not None and curve.startswith(str(page.studio.out))
-    assert page.show_run(str(studio_run.parent / "damaged"))[1] is None
+    assert "This is the run the studio has loaded" in one
+    other, curve = page.show_run(str(studio_run.parent / "damaged"))
+    assert curve is None and f"start a studio on it: `difflab studio {studio_run.parent / 'damaged'}`" in other
     with pytest.raises(UserError, match="is not a directory"):
         page.scan(str(studio_run / "nowhere"))
     assert digest(studio_run) == before

@@ -146,7 +146,15 @@ class Page:
         if not path:
             raise UserError("no run picked; fix: press Scan, then pick a run")
         curve = runs.loss_curve(path, self.studio.path("loss", ".png"))
-        return runs.summary_table([runs.summary(path)]), str(curve) if curve is not None else None
+        return runs.summary_table([runs.summary(path)]) + self._how_to_open(path), str(curve) if curve is not None else None
+
+    def _how_to_open(self, path) -> str:
+        """The page keeps one model loaded (its tabs are built for it); another run opens in a studio of its own."""
+        import shlex
+
+        if Path(path).resolve() == Path(self.run.path).resolve():
+            return "\n\nThis is the run the studio has loaded: the other tabs use it."
+        return f"\n\nTo play with this run, start a studio on it: `difflab studio {shlex.quote(str(path))}`"
 
 
 def _made(g: Generated) -> str:
