@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import socket
 import sys
 import time
@@ -26,7 +28,10 @@ class Served:
     studio: object
 
     def close(self) -> None:
-        self.demo.close()
+        """Stop serving; Gradio's own "Closing server running on port ..." is not the user's business (the CLI says
+        "stopped" in its words)."""
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.demo.close()
 
 
 def free_port(host: str = LOOPBACK) -> int:
