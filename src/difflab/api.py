@@ -101,11 +101,12 @@ def train_here(config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
 
 
 def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | None = None, classes=None,
-              **settings) -> dict:
+              progress: bool = True, **settings) -> dict:
     """Judge accuracy and confidence of `n_per_class` generated images per class (of `classes`, default all),
     saved as the run's evaluation `name` (`RunFolder.write_eval`). The quick check every run gets; `difflab.evaluate_run`
     is the full suite (FD, KID, precision/recall, memorisation, ...)."""
     from difflab.evaluation import judge_samples, load_judge
+    from difflab.evaluation.suite import sample_shown
 
     if not run.num_classes:
         raise UserError("judge accuracy needs a class-conditional run (this one is unconditional)")
@@ -114,7 +115,7 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
     if classes is not None:  # a bounded subset (training/end.py: a dataset of thousands of classes)
         labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n_per_class)
     started = time.monotonic()
-    images = run.sample(labels, seed=seed, **settings)
+    images = sample_shown(run, labels, n=None, seed=seed, label="judging: sampling", enabled=progress, **settings)
     result = judge_samples(judge, images, labels)
     s = run.sampler(seed=seed, **settings)
     result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, guidance_method=s.guidance_method,

@@ -310,7 +310,7 @@ def _judge(api, run: SweepRun, run_dir: Path, spec: EvalSpec, guidance: float) -
         from difflab.run import Run
 
         result = api.judge_run(Run.load(run_dir), n_per_class=spec.n, seed=spec.seed, name=name,
-                                  solver=solver, steps=steps, guidance=guidance)
+                                  solver=solver, steps=steps, guidance=guidance, progress=False)  # the sweep's own bar
     return {"accuracy": result["accuracy"], "mean_confidence": result["mean_confidence"]}
 
 

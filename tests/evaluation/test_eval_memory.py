@@ -59,5 +59,5 @@ def test_evaluate_samples_in_chunks_and_judges_in_batches():
                 chunks.append(min(chunk_size, len(labels) - start))
                 yield None, torch.zeros(chunks[-1], 1, 4, 4)
 
-    images = suite._sample(Run(), torch.arange(600) % 10, n=None, seed=0)
+    images = suite.sample_shown(Run(), torch.arange(600) % 10, n=None, seed=0)
     assert images.shape == (600, 1, 4, 4) and max(chunks) <= suite.EVAL_CHUNK and sum(chunks) == 600

@@ -56,7 +56,7 @@ def test_rerun_skips_finished_runs_and_resumes_unfinished_ones(sweep_dir, tmp_pa
     before = weights.stat().st_mtime_ns
     judged = []
 
-    def fake_judge_run(run, *, n_per_class, seed, name, solver, steps, guidance):
+    def fake_judge_run(run, *, n_per_class, seed, name, solver, steps, guidance, progress):
         judged.append((run.path.name, guidance))
         return {"accuracy": run.config.lr * 100 + guidance, "mean_confidence": 0.5}
 

@@ -272,7 +272,7 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
     with Stopping(lambda: f"while {what}; nothing written to {folder.sub('eval')}/; to evaluate, run the same "
                           "command again") as stop:
         started = time.monotonic()
-        images = _sample(run, labels, n=None if k else n, seed=seed, **settings)
+        images = sample_shown(run, labels, n=None if k else n, seed=seed, **settings)
         what = f"measuring {len(images):,} images"
         s = run.sampler(seed=seed, **settings)
         meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
@@ -292,11 +292,13 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
     return result
 
 
-def _sample(run, labels, *, n: int | None, seed: int, **settings) -> torch.Tensor:
-    """`run.sample` in chunks of EVAL_CHUNK (the same images), with a bar: sampling is most of an evaluation."""
+def sample_shown(run, labels, *, n: int | None, seed: int, label: str = "evaluate: sampling", enabled: bool = True,
+                 **settings) -> torch.Tensor:
+    """`run.sample` in chunks of EVAL_CHUNK (the same images), with a bar: sampling is most of an evaluation
+    (and of the judge's check at the end of a run)."""
     total = len(labels) if labels is not None else n
     parts = []
-    with progress.bar(total, "evaluate: sampling", unit="img") as shown:
+    with progress.bar(total, label, unit="img", enabled=enabled) as shown:
         for _, images in run.sample_chunks(labels, n=n, seed=seed, chunk_size=EVAL_CHUNK, **settings):
             parts.append(images)  # (b, C, H, W): kept, small beside the U-Net activations of one chunk
             shown.update(len(images))

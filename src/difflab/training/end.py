@@ -107,7 +107,7 @@ def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory=None, prog
         write_trajectory(view, folder.sub("samples", "trajectory.png"))
         if todo.judge_classes:
             subset = {"classes": todo.judge_classes} if len(todo.judge_classes) < run.num_classes else {}
-            judge_run(run, n_per_class=todo.judge_per_class, name="final", **subset)
+            judge_run(run, n_per_class=todo.judge_per_class, name="final", progress=progress, **subset)
         if todo.sweep is not None:
             guidance_sweep(run, **todo.sweep, verbose=progress)
     for what, why in todo.skipped.items():
