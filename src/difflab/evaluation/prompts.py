@@ -36,6 +36,7 @@ def evaluate_prompts(run, *, per_prompt: int = 100, seed: int = 0, clip_weights:
                      **settings) -> dict:
     """Judge accuracy and confidence of `per_prompt` samples for every prompt of each set."""
     from difflab.evaluation import judge_samples, load_judge
+    from difflab.evaluation.suite import sample_shown
 
     if per_prompt < 1:
         raise UserError(f"--per-prompt must be at least 1, got {per_prompt}")
@@ -49,7 +50,8 @@ def evaluate_prompts(run, *, per_prompt: int = 100, seed: int = 0, clip_weights:
         started = time.monotonic()
         prompts = [p for p, _ in pairs for _ in range(per_prompt)]
         labels = torch.tensor([c for _, c in pairs]).repeat_interleave(per_prompt)  # (P * per_prompt,)
-        images = run.sample(prompts=prompts, seed=seed, **settings)  # (P * per_prompt, C, H, W)
+        images = sample_shown(run, None, n=None, prompts=prompts, seed=seed, label=f"prompts: sampling the {name} set",
+                              **settings)  # (P * per_prompt, C, H, W), in chunks, with a bar
         with torch.no_grad():
             correct = (judge.probabilities(images).argmax(1) == labels).float().reshape(len(pairs), per_prompt)
         rows = [{"prompt": p, "label": c, "accuracy": float(a)} for (p, c), a in zip(pairs, correct.mean(1))]

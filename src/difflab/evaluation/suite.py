@@ -292,14 +292,14 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
     return result
 
 
-def sample_shown(run, labels, *, n: int | None, seed: int, label: str = "evaluate: sampling", enabled: bool = True,
-                 **settings) -> torch.Tensor:
+def sample_shown(run, labels, *, n: int | None, seed: int, prompts: list[str] | None = None,
+                 label: str = "evaluate: sampling", enabled: bool = True, **settings) -> torch.Tensor:
     """`run.sample` in chunks of EVAL_CHUNK (the same images), with a bar: sampling is most of an evaluation
     (and of the judge's check at the end of a run)."""
-    total = len(labels) if labels is not None else n
+    total = len(labels) if labels is not None else len(prompts) if prompts is not None else n
     parts = []
     with progress.bar(total, label, unit="img", enabled=enabled) as shown:
-        for _, images in run.sample_chunks(labels, n=n, seed=seed, chunk_size=EVAL_CHUNK, **settings):
+        for _, images in run.sample_chunks(labels, prompts=prompts, n=n, seed=seed, chunk_size=EVAL_CHUNK, **settings):
             parts.append(images)  # (b, C, H, W): kept, small beside the U-Net activations of one chunk
             shown.update(len(images))
     return torch.cat(parts)
