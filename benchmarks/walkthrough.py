@@ -71,7 +71,7 @@ MORE = [  # --all: other extras or long training
     "difflab sample runs/text --prompt \"a handwritten seven\" --guidance 3 --n 16 --out text-sevens.png",
     "difflab evaluate runs/text --prompts --per-prompt 100",
     "difflab train --objective denoise --sigma 0.5 --out den",
-    "difflab edit denoise-ood den --sigmas 0,0.2,0.5,0.8,1",
+    "difflab edit denoise-ood den --from-class 3 --sigmas 0,0.2,0.5,0.8,1",
 ]
 OURS = re.compile(r"^(difflab|WARNING: only|run folder|generated|report|  )")  # lines difflab writes itself
 
