@@ -57,11 +57,11 @@ def check_folder(path: str | Path, flag: str) -> Path:
     return path
 
 
-def write_error(err: OSError) -> str:
-    """One line for a failed write: the path, the cause and what to do."""
+def write_error(err: OSError, *, kept: str = "", then: str = "run again") -> str:
+    """One line for a failed write: the path, the cause, what was `kept` (if anything) and what to do."""
     where = err.filename if err.filename is not None else "an output file"
     fix = FIXES.get(err.errno, "check the path, free space and permissions")
-    return f"cannot write {where} ({err.strerror or err}); fix: {fix}, then run again"
+    return f"cannot write {where} ({err.strerror or err}){'; ' + kept if kept else ''}; fix: {fix}, then {then}"
 
 
 def kept_elsewhere(result: dict, err: OSError) -> UserError:
@@ -76,9 +76,7 @@ def kept_elsewhere(result: dict, err: OSError) -> UserError:
         print(json.dumps(result))
         sys.stdout.flush()
         kept = "the results are printed above"
-    where = err.filename if err.filename is not None else "the results"
-    fix = FIXES.get(err.errno, "check the path, free space and permissions")
-    return UserError(f"cannot write {where} ({err.strerror or err}); {kept}; fix: {fix}, then copy them there")
+    return UserError(write_error(err, kept=kept, then="copy them there"))
 
 
 def guard(command):

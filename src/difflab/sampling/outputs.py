@@ -12,7 +12,6 @@ Memory stays bounded: the grid keeps only its own images, the .npz buffer is uin
 from __future__ import annotations
 
 import contextlib
-import io
 from pathlib import Path
 
 import torch
@@ -105,10 +104,12 @@ class Outputs:
             log(f"wrote {self.folder.written} images to {self.folder_path}/<class>/ with metadata.jsonl")
 
     def _write_grid(self, log) -> None:
+        from difflab.report.images import save_grid
+
         if self.grid_path is None:
             return
         shown = torch.cat(self.grid_parts)
-        _write(self.grid_path, _grid_png(shown, self.nrow))
+        save_grid(shown, self.grid_path, nrow=self.nrow)  # atomic, folders made: a stop leaves the old file or none
         self.shown = len(shown)
         if len(shown) == self.done == self.n:
             log(f"wrote {self.n} images to {self.grid_path}")
@@ -121,30 +122,10 @@ class Outputs:
         done = self.done
         labels = self.labels[:done].numpy() if self.labels is not None else np.full(done, -1)  # -1: unconditional
         extra = {"prompts": np.array(self.prompts[:done])} if self.prompts is not None else {}
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, images=self.pixels[:done], labels=labels, **extra)
-        _write(self.npz_path, buffer.getvalue())
+        Path(self.npz_path).parent.mkdir(parents=True, exist_ok=True)  # --save-npz a/b.npz: checked writable, made now
+        files.atomic_save(self.npz_path, lambda out: np.savez_compressed(out, images=self.pixels[:done], labels=labels,
+                                                                         **extra))
         self.npz_written = True
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Atomically: a stop or a full disk leaves the old file or none, never half of one."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)  # --out a/b.png: checked writable, made now
-    files.atomic_write_bytes(Path(path), data)
-
-
-def _grid_png(images: torch.Tensor, nrow: int, scale: int = 2) -> bytes:
-    """The PNG bytes `report.images.save_grid` would write (digits enlarged 2x), for an atomic write."""
-    from PIL import Image
-
-    from difflab.report.images import grid
-
-    array = grid(images, nrow)  # (H, W, C)
-    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _silent(_text: str) -> None:
