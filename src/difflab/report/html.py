@@ -20,7 +20,7 @@ from difflab.errors import UserError
 from difflab.report import curves
 from difflab.report.page import CSP, STYLE
 from difflab.report.tables import fmt, json_tables
-from difflab.run import RunFolder, files
+from difflab.run import RunFolder
 from difflab.run import files as run_files
 
 SKIP_DIRS = {"state", "tb", "wandb", "mlruns"}  # resumable state and tracker logs: not pictures for people
@@ -32,7 +32,7 @@ def write_report(run_dir: str | Path, *, out: str | Path | None = None, open_bro
     out = Path(out) if out is not None else folder.report_path
     page = build_page(folder)
     try:
-        files.atomic_write_text(out, page)
+        run_files.atomic_write_text(out, page)
     except OSError as err:
         raise UserError(f"cannot write report {out} ({err.strerror}); fix: --out a writable file path") from None
     if open_browser:
@@ -340,7 +340,7 @@ def _is_extra(run: RunFolder, png: Path) -> bool:
 
 def _temporary(run: RunFolder, path: Path) -> bool:
     """Inside a hidden or temp folder (`eval/.confusion.x1y2.tmp/`, left by a kill -9 mid-write): not a result."""
-    return any(part.startswith(".") or part.endswith(files.TEMP_SUFFIX) for part in path.relative_to(run.path).parts)
+    return any(part.startswith(".") or part.endswith(run_files.TEMP_SUFFIX) for part in path.relative_to(run.path).parts)
 
 
 def config_section(folder: RunFolder) -> str:
