@@ -36,7 +36,8 @@ def register(sub) -> None:
     p.add_argument("--json", type=Path, help="also write the result here")
     text = p.add_argument_group("text runs")
     text.add_argument("--prompts", action="store_true",
-                      help="judge accuracy per prompt: the trained captions vs paraphrases never seen in training")
+                      help="judge accuracy per prompt: the trained captions vs paraphrases never seen in training "
+                           "(per-image captions: vs held-out captions, with caption retrieval R@1/R@5)")
     text.add_argument("--per-prompt", type=number(int), help=f"samples per prompt ({DEFAULT_PER_PROMPT})")
     text.add_argument("--clip-weights", type=Path, metavar="DIR", help="local CLIP weights for a CLIP score (torchmetrics)")
     p.set_defaults(func=guard(run))

@@ -3,45 +3,94 @@
     result = evaluate_prompts(run, per_prompt=100, guidance=3)
     result["sets"]["trained"]["accuracy"], result["sets"]["unseen"]["accuracy"]
 
+Runs trained on class captions (templates such as "a handwritten digit seven"):
 - "trained": the captions the run was trained with (`model.json` class_prompts);
 - "unseen": paraphrases no training caption uses ("an image of the numeral seven", "7 written by hand", ...):
   if these score like the trained ones, the model follows the encoder's meaning, not memorised strings.
+
+Runs trained on per-image captions (`emoji`: "grinning face", "flag: Japan"; folders with metadata.jsonl),
+where paraphrasing a class name means nothing:
+- "trained": a seeded sample of training captions, a few per class;
+- "held-out": as many captions of held-out images, which the model never saw;
+and a "retrieval" section: does each image pick out its own caption among the set's distinct captions
+(`evaluation/retrieval.py`), beside what held-out real images score and chance.
+
 - CLIP score (torchmetrics) of every image against its prompt, only when local CLIP weights are given;
   otherwise the result says why it was skipped. Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import torch
 
+from difflab.data import ImageDataset, load_dataset
 from difflab.errors import UserError
+from difflab.evaluation.retrieval import load_retrieval, retrieval_score
 from difflab.text.captions import paraphrases
 
+PER_CLASS = 5  # captions per class in each set of a per-image-caption run (emoji: 9 groups -> 45 prompts)
+MIN_PROMPTS = 40  # ... and at least this many per set, so retrieval ranks among enough candidates (a 1-class folder)
 
-def prompt_sets(run) -> dict[str, list[tuple[str, int]]]:
-    """`{"trained": [(prompt, class id), ...], "unseen": [...]}` for a text run trained on class captions."""
+
+def prompt_sets(run, *, seed: int = 0) -> dict[str, list[tuple[str, int]]]:
+    """`{set name: [(prompt, class id), ...]}`: "trained"/"unseen" for a run trained on class captions,
+    "trained"/"held-out" (seeded samples of each split's captions) for one trained on per-image captions."""
     if not getattr(run, "is_text", False) or not run.class_prompts:
         raise UserError(f"{run.path} is not a text-conditional run trained on class captions; fix: train with "
                         "--conditioning text on a labelled dataset, or evaluate without --prompts")
+    if per_image_captions(run):
+        return {name: sample_captions(_split(run, split), seed=seed)
+                for name, split in (("trained", "train"), ("held-out", "test"))}
     trained = [(p, c) for c, prompts in enumerate(run.class_prompts) for p in prompts]
     known = {p for p, _ in trained}
     unseen = [(p, c) for c, prompts in enumerate(paraphrases(run.class_names)) for p in prompts if p not in known]
     return {"trained": trained, "unseen": unseen}
 
 
+def per_image_captions(run) -> bool:
+    """Whether the run's dataset gives each image its own caption (rather than class templates)."""
+    return _split(run, "train").captions is not None
+
+
+def sample_captions(data: ImageDataset, *, seed: int = 0) -> list[tuple[str, int]]:
+    """Per class, `PER_CLASS` (or more, to reach `MIN_PROMPTS`) of its distinct captions, chosen with `seed`."""
+    k = max(PER_CLASS, math.ceil(MIN_PROMPTS / data.num_classes))
+    generator = torch.Generator().manual_seed(seed)
+    first: dict[str, int] = {}  # caption -> class of its first image: a caption is asked once
+    for caption, label in zip(data.captions, data.labels.tolist()):
+        first.setdefault(caption, label)
+    out = []
+    for c in range(data.num_classes):
+        mine = [t for t, label in first.items() if label == c]
+        picks = torch.randperm(len(mine), generator=generator)[:k].sort().values.tolist()
+        out += [(mine[i], c) for i in picks]
+    return out
+
+
+def _split(run, split: str) -> ImageDataset:
+    cfg = run.config
+    return load_dataset(cfg.dataset, split=split, data_dir=cfg.data_dir, image_size=cfg.image_size)
+
+
 def evaluate_prompts(run, *, per_prompt: int = 100, seed: int = 0, clip_weights: str | Path | None = None,
                      **settings) -> dict:
-    """Judge accuracy and confidence of `per_prompt` samples for every prompt of each set."""
+    """Judge accuracy and confidence of `per_prompt` samples for every prompt of each set (and caption
+    retrieval, when the run's captions are per image)."""
     from difflab.evaluation import judge_samples, load_judge
     from difflab.evaluation.suite import sample_shown
 
     if per_prompt < 1:
         raise UserError(f"--per-prompt must be at least 1, got {per_prompt}")
-    sets = prompt_sets(run)  # refuses a run without text before any work
-    judge = load_judge(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
+    sets = prompt_sets(run, seed=seed)  # refuses a run without text before any work
+    cfg = run.config
+    judge = load_judge(cfg.dataset, data_dir=cfg.data_dir, image_size=cfg.image_size)
+    retrieval = per_image_captions(run)
+    if retrieval:  # trained (once) before minutes of sampling, like the judge
+        load_retrieval(cfg.dataset, data_dir=cfg.data_dir, image_size=cfg.image_size)
     s = run.sampler(seed=seed, **settings)
     result = {"per_prompt": per_prompt, "seed": seed, "solver": s.solver, "steps": s.steps, "guidance": s.guidance,
               "sets": {}}
@@ -57,14 +106,30 @@ def evaluate_prompts(run, *, per_prompt: int = 100, seed: int = 0, clip_weights:
         rows = [{"prompt": p, "label": c, "accuracy": float(a)} for (p, c), a in zip(pairs, correct.mean(1))]
         summary = judge_samples(judge, images, labels)
         result["sets"][name] = {"accuracy": summary["accuracy"], "mean_confidence": summary["mean_confidence"],
-                                "prompts": len(pairs), "per_prompt_accuracy": rows,
-                                "seconds": round(time.monotonic() - started, 1)}
+                                "prompts": len(pairs), "per_prompt_accuracy": rows}
+        if retrieval:
+            _add_retrieval(result, name, retrieval_score(images, prompts, dataset=cfg.dataset, data_dir=cfg.data_dir,
+                                                         image_size=cfg.image_size, seed=seed, verbose=False))
+        result["sets"][name]["seconds"] = round(time.monotonic() - started, 1)
         if clip is not None:
             result["sets"][name]["clip_score"] = clip(images, prompts)
     if clip is None:
         result["clip_skipped"] = ("CLIP score skipped: no local CLIP weights; give --clip-weights PATH (a folder "
                                   "saved with transformers' CLIPModel.save_pretrained) to compute it")
     return result
+
+
+def _add_retrieval(result: dict, name: str, score: dict) -> None:
+    """The whole score under result["retrieval"][name]; its headline numbers beside the set's judge accuracy
+    (the report's table of the set shows them together)."""
+    result.setdefault("retrieval", {})[name] = score
+    generated, floor, same = score["generated"], score["real_floor"], score["real_same_captions"]
+    row = {"retrieval_candidates": score["candidates"], "retrieval_recall_at_1": generated["recall_at_1"],
+           "retrieval_recall_at_5": generated["recall_at_5"]}
+    if same is not None:
+        row.update(retrieval_same_captions_real_at_1=same["recall_at_1"], retrieval_same_captions_real_at_5=same["recall_at_5"])
+    row.update(retrieval_held_out_real_at_1=floor["recall_at_1"], retrieval_held_out_real_at_5=floor["recall_at_5"])
+    result["sets"][name].update(row)
 
 
 def write_prompts_eval(run, result: dict, name: str | None = None) -> Path:
@@ -134,4 +199,4 @@ def _chunks(items: list, size: int):
         yield items[i : i + size]
 
 
-__all__ = ["evaluate_prompts", "prompt_sets", "write_prompts_eval"]
+__all__ = ["evaluate_prompts", "per_image_captions", "prompt_sets", "sample_captions", "write_prompts_eval"]

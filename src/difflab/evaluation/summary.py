@@ -52,16 +52,30 @@ def _coverage_lines(table: dict) -> list[str]:
 
 
 def prompt_lines(result: dict, source: str) -> list[str]:
-    """`evaluate_prompts`' result: accuracy per prompt set (trained captions, unseen paraphrases)."""
+    """`evaluate_prompts`' result: accuracy per prompt set (trained captions, unseen paraphrases or held-out
+    captions), and caption retrieval where the run's captions are per image."""
     lines = [f"prompts of {source}: {result['per_prompt']} samples per prompt, {result['solver']} "
              f"{result['steps']} steps, guidance {result['guidance']:g}"]
     for name, r in result["sets"].items():
         clip = f"   CLIP score {r['clip_score']:.2f}" if "clip_score" in r else ""
         lines.append(f"  {name:<8} {r['prompts']:>3} prompts   judge accuracy {100 * r['accuracy']:5.1f}%   "
                      f"confidence {100 * r['mean_confidence']:5.1f}%{clip}")
+        if name in result.get("retrieval", {}):
+            lines += _retrieval_lines(result["retrieval"][name])
     if "clip_skipped" in result:
         lines.append(f"  note: {result['clip_skipped']}")
     return lines
+
+
+def _retrieval_lines(score: dict) -> list[str]:
+    """One set's caption retrieval (`evaluation/retrieval.py`) beside real images and chance."""
+    def pair(r: dict) -> str:
+        return f"{100 * r['recall_at_1']:.1f}% / {100 * r['recall_at_5']:.1f}%"
+
+    floor, same = score["real_floor"], score.get("real_same_captions")
+    also = f"real images of these captions {pair(same)}; " if same else ""
+    return [f"           caption retrieval R@1 / R@5 among {score['candidates']}: {pair(score['generated'])}",
+            f"             {also}held-out real {pair(floor)} among {floor['candidates']}; chance {pair(score['chance'])}"]
 
 
 __all__ = ["prompt_lines", "suite_lines"]
