@@ -103,25 +103,32 @@ def train_here(config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
 def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | None = None, classes=None,
               progress: bool = True, **settings) -> dict:
     """Judge accuracy and confidence of `n_per_class` generated images per class (of `classes`, default all),
-    saved as the run's evaluation `name` (`RunFolder.write_eval`). The quick check every run gets; `difflab.evaluate_run`
+    saved as the run's evaluation `name` (`RunFolder.write_eval`); for an unconditional run, the confidence and
+    class spread of as many unconditional images (`judge_unconditional`). The quick check every run gets; `difflab.evaluate_run`
     is the full suite (FD, KID, precision/recall, memorisation, ...)."""
-    from difflab.evaluation import judge_samples, load_judge
+    from difflab.data import load_dataset
+    from difflab.evaluation import judge_samples, judge_unconditional, load_judge
     from difflab.evaluation.suite import sample_shown
 
-    if not run.num_classes:
-        raise UserError("judge accuracy needs a class-conditional run (this one is unconditional)")
-    judge = load_judge(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
-    labels = class_labels(run.num_classes, n_per_class)
-    if classes is not None:  # a bounded subset (training/end.py: a dataset of thousands of classes)
-        labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n_per_class)
+    c = run.config
+    judge = load_judge(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
     started = time.monotonic()
-    images = sample_shown(run, labels, n=None, seed=seed, label="judging: sampling", enabled=progress, **settings)
-    result = judge_samples(judge, images, labels)
+    if not run.num_classes:  # unconditional: as many images as the classes' worth, judged by confidence and spread
+        n = n_per_class * len(judge.class_names)
+        images = sample_shown(run, None, n=n, seed=seed, label="judging: sampling", enabled=progress, **settings)
+        real = load_dataset(c.dataset, split="test", data_dir=c.data_dir, image_size=c.image_size).images[:n]
+        result = judge_unconditional(judge, images, real)
+    else:
+        labels = class_labels(run.num_classes, n_per_class)
+        if classes is not None:  # a bounded subset (training/end.py: a dataset of thousands of classes)
+            labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n_per_class)
+        images = sample_shown(run, labels, n=None, seed=seed, label="judging: sampling", enabled=progress, **settings)
+        result = judge_samples(judge, images, labels)
     s = run.sampler(seed=seed, **settings)
     result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, guidance_method=s.guidance_method,
                   guidance_interval=list(s.guidance_interval), autoguidance=s.autoguidance, seed=seed,
                   sampling_seconds=round(time.monotonic() - started, 2))
-    name = name or f"{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(labels)}-seed{seed}"
+    name = name or f"{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
     run.folder.write_eval(name, result)
     return result
 
@@ -135,6 +142,11 @@ def quality_line(result: dict) -> str:
     from difflab.data.nouns import noun
 
     things = noun(result.get("judge_dataset"))
+    if "accuracy" not in result:  # an unconditional run (`judge_unconditional`)
+        shares = result["class_shares"].values()
+        return (f"generated {things}: judge confidence {100 * result['mean_confidence']:.1f}% (real {things}: "
+                f"{100 * result['judge_real_confidence']:.1f}%); classes drawn {100 * min(shares):.0f}-"
+                f"{100 * max(shares):.0f}% each (even: {100 / len(shares):.0f}%)")
     return (f"generated {things}: {100 * result['accuracy']:.1f}% recognised as the requested class "
             f"(judge accuracy on real {things}: {100 * result['judge_real_accuracy']:.1f}%)")
 

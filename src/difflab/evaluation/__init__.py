@@ -1,6 +1,6 @@
 """Evaluation: the judge classifier and the metrics computed with it."""
 
-from difflab.evaluation.judge import Judge, judge_samples, load_judge
+from difflab.evaluation.judge import Judge, judge_samples, judge_unconditional, load_judge
 
 _LAZY = {"EvalConfig": "suite", "evaluate_images": "suite", "evaluate_run": "suite", "frechet_distance": "metrics",
          "kid": "metrics", "precision_recall": "metrics", "inception_score": "metrics"}  # scipy/matplotlib load only when used
@@ -14,5 +14,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'difflab.evaluation' has no attribute {name!r}")
 
 
-__all__ = ["EvalConfig", "Judge", "evaluate_images", "evaluate_run", "frechet_distance", "inception_score", "judge_samples", "kid",
+__all__ = ["EvalConfig", "Judge", "evaluate_images", "evaluate_run", "frechet_distance", "inception_score", "judge_samples", "judge_unconditional", "kid",
            "load_judge", "precision_recall"]

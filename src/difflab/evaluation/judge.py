@@ -151,6 +151,20 @@ def load_judge(dataset: str, *, data_dir=None, image_size=None, verbose: bool = 
     return judge
 
 
+def judge_unconditional(judge: Judge, images: torch.Tensor, real: torch.Tensor) -> dict:
+    """Samples of an unconditional model have no requested class, so accuracy means nothing: how sure the
+    judge is of each (mean max-softmax confidence, beside its confidence on `real` held-out images) and how
+    the samples spread over the classes (a model that draws only ones is confident and useless)."""
+    probs = judge.probabilities(images)
+    shares = torch.bincount(probs.argmax(1), minlength=len(judge.class_names)).float() / len(images)
+    return {
+        "n": len(images), "mean_confidence": float(probs.max(1).values.mean()),
+        "judge_real_confidence": float(judge.probabilities(real).max(1).values.mean()),
+        "class_shares": {name: float(v) for name, v in zip(judge.class_names, shares)},
+        "judge_real_accuracy": judge.accuracy, "judge_dataset": judge.dataset,
+    }
+
+
 def judge_samples(judge: Judge, images: torch.Tensor, labels: torch.Tensor) -> dict:
     """Accuracy against requested labels (overall and per class) and mean max-softmax confidence."""
     probs = judge.probabilities(images)

@@ -160,6 +160,9 @@ def summary_section(folder: RunFolder, rows: list[dict]) -> str:
     final = final_eval(folder)
     if isinstance(final, dict) and "accuracy" in final:
         items.append(("judge accuracy of generated images", f"{100 * final['accuracy']:.1f}%"))
+    elif isinstance(final, dict) and "mean_confidence" in final and "judge_real_confidence" in final:  # unconditional
+        items.append(("judge confidence of generated images", f"{100 * final['mean_confidence']:.1f}% "
+                      f"(real: {100 * final['judge_real_confidence']:.1f}%)"))
     cells = "".join(f'<div class="stat"><span>{escape(k)}</span><b>{escape(fmt(v))}</b></div>' for k, v in items)
     head = f'<p class="warning">{escape(warning)}</p>' if warning else ""
     head += f'<p class="facts">trained {escape(facts.line())}</p>' if facts is not None else ""

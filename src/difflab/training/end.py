@@ -31,6 +31,7 @@ class Plan:
 
     judge_classes: list[int] = field(default_factory=list)  # empty: no judge figure
     judge_per_class: int = 0
+    judge_unconditional: bool = False  # an unconditional run: judge_per_class x the judge's classes, no labels
     sweep: dict | None = None  # guidance_sweep's keyword arguments ({}: its defaults); None: no sweep
     skipped: dict[str, str] = field(default_factory=dict)  # "judge" / "guidance sweep" -> why
     scaled: dict[str, str] = field(default_factory=dict)  # what was bounded -> how
@@ -59,6 +60,13 @@ def judge_skip_reason(dataset: str, *, data_dir=None, image_size=None) -> str | 
     return None
 
 
+def _judge_classes(config) -> int:
+    """How many classes the judge of an unconditional run's data tells apart (its labels exist on disk)."""
+    from difflab.data import load_dataset
+
+    return load_dataset(config.dataset, split="test", data_dir=config.data_dir, image_size=config.image_size).num_classes
+
+
 def plan(run, *, evaluate: bool) -> Plan:
     """The bounded end-of-run work for `run` (a loaded `Run`)."""
     from difflab.report.guidance import MIN_IMAGES, skip_reason
@@ -66,12 +74,18 @@ def plan(run, *, evaluate: bool) -> Plan:
     p, k = Plan(), run.num_classes
     if k > GRID_CLASSES:
         p.scaled["sample grids"] = f"{GRID_CLASSES} of the {k:,} classes shown, evenly spaced"
-    if not (evaluate and run.spec.samplable and k):
+    if not (evaluate and run.spec.samplable):
         return p
     c = run.config
     reason = judge_skip_reason(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
     if reason:
-        p.skipped["judge"] = p.skipped["guidance sweep"] = reason
+        p.skipped["judge"] = reason
+        if k:
+            p.skipped["guidance sweep"] = reason
+        return p
+    if not k:  # unconditional: the judge's confidence and class spread of JUDGE_IMAGES samples; nothing to sweep
+        p.judge_unconditional = True
+        p.judge_per_class = max(1, JUDGE_IMAGES // _judge_classes(c))
         return p
     p.judge_classes = shown_classes(k, JUDGE_IMAGES)
     p.judge_per_class = max(1, min(JUDGE_PER_CLASS, JUDGE_IMAGES // len(p.judge_classes)))
@@ -105,6 +119,8 @@ def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory=None, prog
         view = ShownClasses.of(run)
         write_class_grid(view, folder.sub("samples", "final.png"))
         write_trajectory(view, folder.sub("samples", "trajectory.png"))
+        if todo.judge_unconditional:
+            judge_run(run, n_per_class=todo.judge_per_class, name="final", progress=progress)
         if todo.judge_classes:
             subset = {"classes": todo.judge_classes} if len(todo.judge_classes) < run.num_classes else {}
             judge_run(run, n_per_class=todo.judge_per_class, name="final", progress=progress, **subset)
