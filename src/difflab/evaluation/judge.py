@@ -53,10 +53,12 @@ def fingerprint(data: ImageDataset) -> str:
     return h.hexdigest()[:16]
 
 
-def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Random translations by up to `max_shift` pixels (pad with background -1, then crop)."""
+def shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2, *, repeat_border: bool = False
+                  ) -> torch.Tensor:
+    """Random translations by up to `max_shift` pixels: pad with background -1 (or, `repeat_border`, the edge
+    pixels: white stays white), then crop. No flips ("left arrow" must stay left)."""
     _, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, value=-1.0)
+    padded = F.pad(x, (max_shift,) * 4, mode="replicate") if repeat_border else F.pad(x, (max_shift,) * 4, value=-1.0)
     dy, dx = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
     return padded[:, :, dy : dy + h, dx : dx + w]
 
@@ -98,29 +100,41 @@ def train_judge(train: ImageDataset, *, epochs: int = 8, batch_size: int = 128, 
     generator = torch.Generator().manual_seed(seed)
     c, h, _ = train.image_shape
     net = JudgeNet(in_channels=c, image_size=h, num_classes=train.num_classes)
-    steps = epochs * (len(train) // batch_size)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    per_epoch = len(train) // batch_size
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(net(shift_augment(train.images[idx], generator)), train.labels[idx], label_smoothing=0.05)
+
+    fit(net, loss, len(train), batch_size=batch_size, epochs=epochs, generator=generator, lr=3e-3, weight_decay=1e-4,
+        progress=progress)
+    return net.eval()
+
+
+def fit(net: torch.nn.Module, loss, count: int, *, batch_size: int, epochs: int, generator: torch.Generator,
+        lr: float, weight_decay: float, warmup: float = 0.3, progress: str | None = None) -> None:
+    """The loop every evaluation network here trains with (the judge, `retrieval.py`'s image encoder): `epochs`
+    passes over `count` items in seeded shuffled batches, `loss(indices)` per batch, AdamW with a one-cycle
+    rate (`warmup`: its rising fraction), a `JudgeProgress` bar labelled `progress` (None: silent)."""
+    per_epoch = max(1, count // batch_size)
+    steps = epochs * per_epoch
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=warmup)
     shown = JudgeProgress(progress or "", epochs, steps, enabled=progress is not None)
     net.train()
     for step in range(steps):
-        if step % per_epoch == 0:
-            order = torch.randperm(len(train), generator=generator)
-            epoch_loss = torch.zeros(())
         i = step % per_epoch
-        idx = order[i * batch_size : (i + 1) * batch_size]
-        loss = F.cross_entropy(net(shift_augment(train.images[idx], generator)), train.labels[idx], label_smoothing=0.05)
+        if i == 0:
+            order = torch.randperm(count, generator=generator)
+            epoch_loss = torch.zeros(())
+        value = loss(order[i * batch_size : (i + 1) * batch_size])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         opt.step()
         sched.step()
-        epoch_loss += loss.detach()
+        epoch_loss += value.detach()
         shown.step()
         if i == per_epoch - 1:
             shown.epoch((step + 1) // per_epoch, float(epoch_loss) / per_epoch)
     shown.close()
-    return net.eval()
 
 
 def load_judge(dataset: str, *, data_dir=None, image_size=None, verbose: bool = True) -> Judge:

@@ -34,7 +34,7 @@ from torch import nn
 from difflab import progress
 from difflab.data import ImageDataset, load_dataset
 from difflab.errors import UserError
-from difflab.evaluation.judge import JudgeProgress
+from difflab.evaluation.judge import fit, shift_augment
 from difflab.paths import cache_dir
 from difflab.run import files as ckpt
 from difflab.text.encoders import DEFAULT_ENCODER
@@ -133,15 +133,6 @@ def fingerprint(data: ImageDataset, encoder: str) -> str:
     return h.hexdigest()[:16]
 
 
-def jitter(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Random translations by up to `max_shift` pixels; the border repeats (white stays white; no flips:
-    "left arrow" must stay left)."""
-    _, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
-    return padded[:, :, dy : dy + h, dx : dx + w]
-
-
 def contrastive_loss(net: RetrievalNet, images: torch.Tensor, text: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE; images sharing a caption id are all positives of it (soft targets)."""
     logits = net.scale() * net.embed_images(images) @ net.embed_text(text).T  # (B, B)
@@ -152,37 +143,22 @@ def contrastive_loss(net: RetrievalNet, images: torch.Tensor, text: torch.Tensor
 
 def train_retrieval(train: ImageDataset, text: torch.Tensor, *, epochs: int = EPOCHS, batch_size: int = BATCH,
                     seed: int = 0, progress: str | None = None) -> RetrievalNet:
-    """AdamW with one-cycle LR and shift jitter; `text` `(K, D)` holds the frozen embedding of each distinct
-    caption, in order of first use. `progress`: the label of a `JudgeProgress` bar (None: silent)."""
+    """AdamW with one-cycle LR (`judge.fit`) and shifts that repeat the border; `text` `(K, D)` holds the frozen embedding of each distinct
+    caption, in order of first use. `progress`: the label of its bar (None: silent)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     index = {c: i for i, c in enumerate(dict.fromkeys(train.captions))}
     ids = torch.tensor([index[c] for c in train.captions])  # (N,)
     net = RetrievalNet(in_channels=train.image_shape[0], text_dim=text.shape[1])
     batch_size = min(batch_size, max(32, len(train) // 4))
-    per_epoch = max(1, len(train) // batch_size)
-    epochs = max(epochs, -(-MIN_STEPS // per_epoch))
-    steps = epochs * per_epoch
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
-    shown = JudgeProgress(progress or "", epochs, steps, enabled=progress is not None)
-    net.train()
-    for step in range(steps):
-        i = step % per_epoch
-        if i == 0:
-            order = torch.randperm(len(train), generator=generator)
-            epoch_loss = torch.zeros(())
-        idx = order[i * batch_size : (i + 1) * batch_size]
-        loss = contrastive_loss(net, jitter(train.images[idx], generator), text[ids[idx]], ids[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        epoch_loss += loss.detach()
-        shown.step()
-        if i == per_epoch - 1:
-            shown.epoch((step + 1) // per_epoch, float(epoch_loss) / per_epoch)
-    shown.close()
+    epochs = max(epochs, -(-MIN_STEPS // max(1, len(train) // batch_size)))
+
+    def loss(idx: torch.Tensor) -> torch.Tensor:
+        images = shift_augment(train.images[idx], generator, repeat_border=True)
+        return contrastive_loss(net, images, text[ids[idx]], ids[idx])
+
+    fit(net, loss, len(train), batch_size=batch_size, epochs=epochs, generator=generator, lr=2e-3, weight_decay=0.05,
+        warmup=0.1, progress=progress)
     return net.eval()
 
 
