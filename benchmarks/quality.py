@@ -10,6 +10,8 @@ set of 2,000 real train images divided by the real-vs-real floor (n other real i
 precision/recall (k = 3), mean within-class diversity (real: the floor's), NFE per image and images/s.
 The run's default sampler is marked `*`; the last lines check the issue-16 targets on it
 (accuracy >= 99%, FD <= 1.5x floor, recall >= 0.8) and on the null branch (`--uncond`: confidence >= 95%).
+An unconditional run (`difflab train --no-conditional`) gets rows per autoguidance strength instead, judged by
+confidence, FD/floor and P/R, and the unconditional target (confidence >= 95%).
 
 Guidance rows: `cfg` classifier-free on every step; `cfg[lo,hi]` only where t/T lies in [lo, hi]
 (Kynkäänniemi et al. 2024); `cfg+r` with CFG rescale φ = 0.7 (Lin et al. 2024); `auto` autoguidance by the
@@ -54,6 +56,14 @@ def grid(run: Run, quick: bool, only: list[dict] | None = None) -> list[dict]:
                  for w, a in both]
     if not quick:
         rows += [{"solver": "dpm++", "steps": 20}, {"solver": "ddim", "steps": 50}]
+    return unique_default_first(run, rows)
+
+
+def unconditional_grid(run: Run, quick: bool) -> list[dict]:
+    """An unconditional model has nothing to guide towards: its rows are autoguidance strengths (CFG's `w` does
+    nothing there) and more solver steps."""
+    strengths = (1.0, 3.0) if quick else (1.0, 2.0, 3.0, 5.0)
+    rows = [{}] + [{"autoguidance": a} for a in strengths] + ([] if quick else [{"steps": 20}])
     return unique_default_first(run, rows)
 
 
@@ -179,6 +189,8 @@ def main() -> None:
         p.error("give a RUN folder or --train")
     run = Run.load(train_default(args.steps) if args.train else args.run)
     probe = QualityProbe(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
+    if not run.num_classes:
+        return unconditional(run, probe, args)
     labels = class_labels(run.num_classes, args.n // run.num_classes)
     cond = Condition.classes(labels, run.num_classes)
     rows = []
@@ -207,6 +219,31 @@ def main() -> None:
     if args.plot:
         plot(rows, Path(args.plot))
         print(f"wrote {args.plot}")
+
+
+def unconditional(run: Run, probe: QualityProbe, args) -> None:
+    """An unconditional run: judge confidence, FD/floor, P/R per autoguidance strength; the target is the
+    issue-16 one for unconditional samples (confidence >= 0.95)."""
+    cond = Condition.unconditional(args.n)
+    rows = []
+    for settings in unconditional_grid(run, args.quick):
+        rows.append(measure(run, probe, settings, cond, None))
+        s = run.sampler(**settings)
+        rows[-1]["method"] = f"auto{s.autoguidance:g}" if run.guide is not None else "none"
+        rows[-1]["w"], rows[-1]["nfe"] = 1.0, nfe(s.replace(guidance=1.0), len(run.alphas_cumprod))  # no CFG here
+        print(f"  {rows[-1]['method']:>14} {rows[-1]['solver']} {rows[-1]['steps']}: confidence "
+              f"{rows[-1]['confidence']:.3f} FD/floor {rows[-1]['fd_ratio']:.2f}", file=sys.stderr, flush=True)
+    last = (run.folder.read_metrics() or [{}])[-1]
+    print(f"run {run.path} (unconditional): {last.get('step', '?')} steps; n = {args.n}; this CPU "
+          f"{'has' if cpu_has_native_bf16() else 'lacks'} native bf16")
+    print(table(rows))
+    d = next(r for r in rows if r["default"])
+    print(f"default sampler ({d['method']}): confidence {d['confidence']:.3f} (>= 0.95; real images: "
+          f"{d['confidence_floor']:.3f}): {'MET' if d['confidence'] >= 0.95 else 'NOT MET'}; FD/floor {d['fd_ratio']:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows}, indent=1, default=str))
+    if args.plot:
+        print("--plot draws the accuracy-FD frontier of a class-conditional run; an unconditional run has no accuracy")
 
 
 if __name__ == "__main__":

@@ -42,16 +42,19 @@ class QualityProbe:
     def _split(self, n: int):
         return reference_split(len(self.train), n, self.seed, self.reference_size)
 
-    def floor(self, n: int) -> dict:
-        """The same numbers for `n` real images outside the reference: what a perfect generator scores."""
-        if n not in self._floors:
+    def floor(self, n: int, *, by_class: bool = True) -> dict:
+        """The same numbers for `n` real images outside the reference: what a perfect generator scores.
+        `by_class=False`: diversity over all of them, as for unconditional samples (which have no labels)."""
+        key = (n, by_class)
+        if key not in self._floors:
             ref, floor = self._split(n)
             feats = self.train_features
             real = self.train.images[floor]
-            self._floors[n] = self._distribution(feats[floor], feats[ref], self.train.labels[floor])
+            labels = self.train.labels[floor] if by_class else None
+            self._floors[key] = self._distribution(feats[floor], feats[ref], labels)
             probs = self.judge64.probabilities(real.double())
-            self._floors[n]["confidence"] = float(probs.max(1).values.mean())
-        return self._floors[n]
+            self._floors[key]["confidence"] = float(probs.max(1).values.mean())
+        return self._floors[key]
 
     def _distribution(self, gen: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor | None) -> dict:
         precision, recall = metrics.precision_recall(ref, gen, k=3)
@@ -73,7 +76,7 @@ class QualityProbe:
         out["confidence"] = float(probs.max(1).values.mean())
         if labels is not None:
             out["accuracy"] = float((probs.argmax(1) == labels).float().mean())
-        floor = self.floor(len(images))
+        floor = self.floor(len(images), by_class=labels is not None)
         out.update({"n": len(images), "n_reference": len(ref), "fd_floor": floor["fd"],
                     "fd_ratio": out["fd"] / floor["fd"], "recall_floor": floor["recall"],
                     "precision_floor": floor["precision"], "diversity_floor": floor["diversity"],
