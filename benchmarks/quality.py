@@ -100,9 +100,16 @@ def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labe
     images = s.generate(run.model, run.alphas_cumprod, cond, guide=run.guide if s.needs_guide else None)
     seconds = time.perf_counter() - started
     r = probe.measure(images, labels)
-    return {"solver": s.solver, "steps": s.steps, "method": label(s), "w": s.guidance, **r,
-            "nfe": nfe(s, len(run.alphas_cumprod)), "img_per_s": len(images) / seconds,
+    ran = s if cond.kind != "none" else s.replace(guidance=1.0)  # no class to guide towards: CFG never runs
+    return {"solver": s.solver, "steps": s.steps, "method": label(ran), "w": ran.guidance, **r,
+            "nfe": nfe(ran, len(run.alphas_cumprod)), "img_per_s": len(images) / seconds,
             "default": s == run.sampler()}
+
+
+def header(run: Run, n: int, kind: str = "") -> str:
+    last = (run.folder.read_metrics() or [{}])[-1]
+    return (f"run {run.path}{kind}: {last.get('step', '?')} steps; n = {n}; this CPU "
+            f"{'has' if cpu_has_native_bf16() else 'lacks'} native bf16")
 
 
 def table(rows: list[dict]) -> str:
@@ -205,9 +212,7 @@ def main() -> None:
     if run.guide is not None:
         auto_null = measure(run, probe, {"guidance_method": "auto", "guidance": 2.0, "guidance_interval": FULL}, null, None)
         auto_null["method"] = "null branch, auto"
-    last = (run.folder.read_metrics() or [{}])[-1]
-    print(f"run {run.path}: {last.get('step', '?')} steps; n = {args.n}; this CPU "
-          f"{'has' if cpu_has_native_bf16() else 'lacks'} native bf16")
+    print(header(run, args.n))
     print(table(rows))
     for u in (uncond, auto_null):
         if u is not None:
@@ -228,14 +233,9 @@ def unconditional(run: Run, probe: QualityProbe, args) -> None:
     rows = []
     for settings in unconditional_grid(run, args.quick):
         rows.append(measure(run, probe, settings, cond, None))
-        s = run.sampler(**settings)
-        rows[-1]["method"] = f"auto{s.autoguidance:g}" if run.guide is not None else "none"
-        rows[-1]["w"], rows[-1]["nfe"] = 1.0, nfe(s.replace(guidance=1.0), len(run.alphas_cumprod))  # no CFG here
         print(f"  {rows[-1]['method']:>14} {rows[-1]['solver']} {rows[-1]['steps']}: confidence "
               f"{rows[-1]['confidence']:.3f} FD/floor {rows[-1]['fd_ratio']:.2f}", file=sys.stderr, flush=True)
-    last = (run.folder.read_metrics() or [{}])[-1]
-    print(f"run {run.path} (unconditional): {last.get('step', '?')} steps; n = {args.n}; this CPU "
-          f"{'has' if cpu_has_native_bf16() else 'lacks'} native bf16")
+    print(header(run, args.n, " (unconditional)"))
     print(table(rows))
     d = next(r for r in rows if r["default"])
     print(f"default sampler ({d['method']}): confidence {d['confidence']:.3f} (>= 0.95; real images: "

@@ -9,8 +9,8 @@ from difflab.evaluation.quality import QualityProbe
 @pytest.mark.slow  # loads the mnist5k judge
 def test_unlabelled_samples_get_the_unlabelled_floor(mnist_judge):
     probe = QualityProbe("mnist5k")
-    real = probe.train.images[probe._split(200)[1]]  # 200 real images outside the reference
-    labels = probe.train.labels[probe._split(200)[1]]
+    outside = probe._split(200)[1]  # 200 real images outside the reference
+    real, labels = probe.train.images[outside], probe.train.labels[outside]
     unlabelled, labelled = probe.measure(real, None), probe.measure(real, labels)
     assert unlabelled["diversity_floor"] > 1.5 * labelled["diversity_floor"]  # all digits vs within a digit
     # real images outside the reference ARE the floor: each measure matches its own floor exactly
