@@ -9,16 +9,14 @@ maintained library trains a reject class on hard examples or draws risk-coverage
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import torch
 
 from difflab.data import ImageDataset, load_dataset
+from difflab.evaluation.cached import load_or_train
 from difflab.evaluation.judge import BATCH, Judge, fingerprint, train_judge
 from difflab.nn.judge import JudgeNet
 from difflab.paths import cache_dir
-from difflab.run import files as ckpt
 
 IDK_VERSION = 1  # bump when the recipe changes, so stale caches are retrained
 FRACTIONS = (0.02, 0.10, 0.20)  # share of training digits relabelled "idk"
@@ -42,20 +40,17 @@ def load_idk_judges(dataset: str, judge: Judge, *, fractions=FRACTIONS, epochs: 
     train = train if train is not None else load_dataset(dataset, split="train", data_dir=data_dir,
                                                          image_size=image_size)
     folder, base = cache_dir("idk-judges"), fingerprint(train)
+
+    def trained(fraction: float) -> tuple[JudgeNet, dict]:  # once per cache
+        net = train_judge(idk_dataset(train, judge, fraction), epochs=epochs,
+                          progress=f"IDK judge for {dataset} ({fraction:.0%} relabelled)")
+        return net, {"model": net.config, "fraction": fraction, "epochs": epochs, "dataset": dataset}
+
     nets = {}
     for fraction in fractions:
         key = f"{base}-v{IDK_VERSION}-f{fraction:g}-e{epochs}"
-        weights, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
-        if weights.is_file() and meta_path.is_file():
-            net = JudgeNet(**ckpt.read_json(meta_path)["model"])
-            net.load_state_dict(ckpt.load_tensors(weights))
-        else:
-            net = train_judge(idk_dataset(train, judge, fraction), epochs=epochs,
-                              progress=f"IDK judge for {dataset} ({fraction:.0%} relabelled)")  # once per cache
-            ckpt.save_tensors(weights, net.state_dict())
-            ckpt.atomic_write_text(meta_path, json.dumps({"model": net.config, "fraction": fraction,
-                                                          "epochs": epochs, "dataset": dataset}, indent=2))
-        nets[fraction] = net.eval()
+        nets[fraction], _ = load_or_train(folder, key, build=lambda meta: JudgeNet(**meta["model"]),
+                                          train=lambda fraction=fraction: trained(fraction), what="IDK judge")
     return nets
 
 

@@ -21,8 +21,6 @@ random groups are mostly skin-tone variants of trained emoji, which are easier t
 from __future__ import annotations
 
 import hashlib
-import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,9 +32,9 @@ from torch import nn
 from difflab import progress
 from difflab.data import ImageDataset, load_dataset
 from difflab.errors import UserError
+from difflab.evaluation.cached import load_or_train
 from difflab.evaluation.judge import fit, shift_augment
 from difflab.paths import cache_dir
-from difflab.run import files as ckpt
 from difflab.text.encoders import DEFAULT_ENCODER
 
 RETRIEVAL_VERSION = 1  # bump when the network or the recipe changes, so stale caches are retrained
@@ -177,28 +175,23 @@ def load_retrieval(dataset: str, *, data_dir=None, image_size=None, text_encoder
     train = captioned(dataset, "train", data_dir=data_dir, image_size=image_size)
     key = fingerprint(train, text_encoder)
     folder = cache_dir("judges")
-    weights, meta_path = folder / f"retrieval-{key}.safetensors", folder / f"retrieval-{key}.json"
-    if weights.is_file() and meta_path.is_file():
-        try:
-            meta = ckpt.read_json(meta_path)
-            net = RetrievalNet(**meta["model"])
-            net.load_state_dict(ckpt.load_tensors(weights, expect=net.state_dict()))
-            return CaptionRetrieval(net.eval(), text_encoder, dataset, meta)
-        except (UserError, KeyError, TypeError, ValueError, RuntimeError) as err:
-            print(f"difflab: the cached caption-retrieval encoder {weights} is damaged ({str(err).splitlines()[0]}); "
-                  "training it again", file=sys.stderr, flush=True)
-    if verbose:
-        progress.line(f"training the caption-retrieval encoder for {dataset} (once; cached in {folder})")
-    started = time.monotonic()
-    texts = list(dict.fromkeys(train.captions))
-    text = sentence_embeddings(texts, text_encoder, label=f"retrieval: encoding {dataset} captions" if verbose else None)
-    net = train_retrieval(train, text, progress=f"caption retrieval for {dataset}" if verbose else None)
-    meta = {"model": net.config, "dataset": dataset, "text_encoder": text_encoder, "version": RETRIEVAL_VERSION,
-            "train_size": len(train), "captions": len(texts), "seconds": round(time.monotonic() - started, 1)}
-    ckpt.save_tensors(weights, net.state_dict())
-    ckpt.atomic_write_text(meta_path, json.dumps(meta, indent=2))
-    if verbose:
-        progress.line(f"caption-retrieval encoder for {dataset}: trained in {progress.clock_text(meta['seconds'])}")
+
+    def trained() -> tuple[RetrievalNet, dict]:
+        if verbose:
+            progress.line(f"training the caption-retrieval encoder for {dataset} (once; cached in {folder})")
+        started = time.monotonic()
+        texts = list(dict.fromkeys(train.captions))
+        text = sentence_embeddings(texts, text_encoder,
+                                   label=f"retrieval: encoding {dataset} captions" if verbose else None)
+        net = train_retrieval(train, text, progress=f"caption retrieval for {dataset}" if verbose else None)
+        meta = {"model": net.config, "dataset": dataset, "text_encoder": text_encoder, "version": RETRIEVAL_VERSION,
+                "train_size": len(train), "captions": len(texts), "seconds": round(time.monotonic() - started, 1)}
+        if verbose:
+            progress.line(f"caption-retrieval encoder for {dataset}: trained in {progress.clock_text(meta['seconds'])}")
+        return net, meta
+
+    net, meta = load_or_train(folder, f"retrieval-{key}", build=lambda meta: RetrievalNet(**meta["model"]),
+                              train=trained, what="caption-retrieval encoder")
     return CaptionRetrieval(net, text_encoder, dataset, meta)
 
 

@@ -43,28 +43,26 @@ class Plan:
 
 def judge_skip_reason(dataset: str, *, data_dir=None, image_size=None) -> str | None:
     """Why the data cannot train and score a judge (too few images, no held-out split, one class), or None."""
+    return _judge_data(dataset, data_dir=data_dir, image_size=image_size)[0]
+
+
+def _judge_data(dataset: str, *, data_dir=None, image_size=None) -> tuple[str | None, int]:
+    """`(judge_skip_reason, the judge's class count)`, from one load of each split."""
     from difflab.data import load_dataset
 
     try:
         train = load_dataset(dataset, split="train", data_dir=data_dir, image_size=image_size)
         test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=image_size)
     except UserError as err:
-        return str(err).split("; fix:")[0]
+        return str(err).split("; fix:")[0], 0
     if train.num_classes < 2:
-        return f"{dataset} has one class: a judge has nothing to tell apart"
+        return f"{dataset} has one class: a judge has nothing to tell apart", train.num_classes
     if len(train) < JUDGE_MIN_TRAIN:
         return (f"{dataset} has {len(train)} training images; a judge needs at least {JUDGE_MIN_TRAIN} "
-                f"(add images, then run `difflab evaluate RUN`)")
+                f"(add images, then run `difflab evaluate RUN`)"), train.num_classes
     if len(test) == 0:
-        return f"{dataset} holds out no images to score a judge on"
-    return None
-
-
-def _judge_classes(config) -> int:
-    """How many classes the judge of an unconditional run's data tells apart (its labels exist on disk)."""
-    from difflab.data import load_dataset
-
-    return load_dataset(config.dataset, split="test", data_dir=config.data_dir, image_size=config.image_size).num_classes
+        return f"{dataset} holds out no images to score a judge on", train.num_classes
+    return None, train.num_classes
 
 
 def plan(run, *, evaluate: bool) -> Plan:
@@ -77,7 +75,7 @@ def plan(run, *, evaluate: bool) -> Plan:
     if not (evaluate and run.spec.samplable):
         return p
     c = run.config
-    reason = judge_skip_reason(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
+    reason, judge_classes = _judge_data(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
     if reason:
         p.skipped["judge"] = reason
         if k:
@@ -85,7 +83,7 @@ def plan(run, *, evaluate: bool) -> Plan:
         return p
     if not k:  # unconditional: the judge's confidence and class spread of JUDGE_IMAGES samples; nothing to sweep
         p.judge_unconditional = True
-        p.judge_per_class = max(1, JUDGE_IMAGES // _judge_classes(c))
+        p.judge_per_class = max(1, JUDGE_IMAGES // judge_classes)
         return p
     p.judge_classes = shown_classes(k, JUDGE_IMAGES)
     p.judge_per_class = max(1, min(JUDGE_PER_CLASS, JUDGE_IMAGES // len(p.judge_classes)))
