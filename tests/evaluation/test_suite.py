@@ -71,7 +71,10 @@ def test_cli_evaluates_npz_and_flat_folder(mnist_judge, tmp_path, capsys):
         Image.fromarray(p).save(flat / f"{i:03d}.png")
     assert main(["evaluate", "--images", str(flat), "--dataset", "mnist5k", "--out", str(tmp_path / "o"),
                  "--no-pictures", "--json", str(tmp_path / "f.json")]) == 0
-    assert json.loads((tmp_path / "f.json").read_text())["distribution"] == from_npz["distribution"]
+    from_folder = json.loads((tmp_path / "f.json").read_text())["distribution"]
+    assert from_folder.keys() == from_npz["distribution"].keys()  # the same pixels: the same numbers, up to
+    for key, value in from_npz["distribution"].items():  # sqrtm's last digits (BLAS reductions vary by thread)
+        assert from_folder[key] == pytest.approx(value, rel=1e-5, abs=1e-9), key
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -84,7 +84,7 @@ class TrainConfig:
     solver: str = "dpm++"
     sample_steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py); 6 keeps a margin
     guidance: float = 1.6  # CFG on the interval below, plus autoguidance 3 (next lines): 99.2% judge accuracy at FD
-    # 2.2x the floor, recall 0.82; CFG alone needs w = 2 for 99% (FD 2.5x, recall 0.78), and w = 3 on every step gave
+    # 2.2x the floor, recall 0.82 (judge v2; v3: 98.9%, 2.1x, 0.82); CFG alone needs w = 2 for 99% (FD 2.5x, recall 0.78), and w = 3 on every step gave
     # 100% at 9.6x (one digit drawn ten times); benchmarks/quality.py shows the whole frontier
     guidance_method: str = "cfg"  # cfg (classifier-free) | auto (autoguidance by the run's guide network)
     guidance_interval: tuple[float, ...] = (0.5, 1.0)  # guide only where t/T lies in [lo, hi] (Kynkäänniemi et al.
