@@ -116,7 +116,9 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
     if not run.num_classes:  # unconditional: as many images as the classes' worth, judged by confidence and spread
         n = n_per_class * len(judge.class_names)
         images = sample_shown(run, None, n=n, seed=seed, label="judging: sampling", enabled=progress, **settings)
-        real = load_dataset(c.dataset, split="test", data_dir=c.data_dir, image_size=c.image_size).images[:n]
+        held_out = load_dataset(c.dataset, split="test", data_dir=c.data_dir, image_size=c.image_size)
+        pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]  # splits may be
+        real = held_out.images[pick]  # class-sorted (mnist5k, folders): the first n could be one or two classes
         result = judge_unconditional(judge, images, real)
     else:
         labels = class_labels(run.num_classes, n_per_class)

@@ -18,7 +18,7 @@ def test_real_images_score_as_real_and_a_one_class_model_shows_in_the_spread(mni
     assert only_ones["1"] > 0.9 and min(only_ones.values()) == 0.0
 
 
-def test_an_unconditional_run_ends_with_the_judge_confidence_line(tmp_path, tiny_config, mnist_judge):
+def test_an_unconditional_run_ends_with_the_judge_confidence_line(tmp_path, tiny_config, mnist_judge, monkeypatch):
     import dataclasses
 
     import difflab
@@ -33,3 +33,21 @@ def test_an_unconditional_run_ends_with_the_judge_confidence_line(tmp_path, tiny
     assert line.startswith("generated digits: judge confidence ") and "(real digits: " in line
     assert "judge confidence of generated images" in summary_section(run.folder, run.folder.read_metrics())
     assert not (run.path / "eval" / "guidance_sweep.json").exists()  # nothing to guide towards
+
+    # the real side is a seeded random pick of the held-out split, never its first n (mnist5k's is class-sorted)
+    import difflab.evaluation as evaluation
+    from difflab.api import judge_run
+
+    seen = {}
+
+    def capture(judge, images, real):
+        seen["real"] = real
+        return judge_unconditional(judge, images, real)
+
+    test = load_dataset("mnist5k", split="test")
+    monkeypatch.setattr(evaluation, "judge_unconditional", capture)
+    judge_run(run, n_per_class=5, name="few", progress=False)
+    flat = test.images.flatten(1)
+    picked = [int((flat == img.flatten()).all(1).nonzero()[0]) for img in seen["real"]]
+    assert len(seen["real"]) == 50 and len(set(picked)) == 50
+    assert len(set(test.labels[picked].tolist())) >= 8  # the first 50 would all be zeros
