@@ -55,8 +55,20 @@ def test_config_round_trip_gives_identical_outputs(tmp_path):
 def test_bad_shapes_are_user_errors():
     with pytest.raises(UserError, match="not divisible"):
         UNet(image_size=30, channels=(8, 16, 32))
-    with pytest.raises(UserError, match="bad U-Net shape"):
+    with pytest.raises(UserError, match=r"bad U-Net shape.*levels are 0\.\.1"):
         UNet(channels=(8, 16), attention_levels=(5,))
+    with pytest.raises(UserError, match="width\\(s\\) 6, 10 .*not multiples of 4"):  # the middle block attends too
+        UNet(channels=(8, 6, 10), attention_levels=(1,))
+    with pytest.raises(UserError, match="width\\(s\\) 18 "):  # text: cross-attention in the middle
+        UNet(channels=(8, 18), num_classes=0, text_dim=12, cross_attention_levels=())
+
+
+@pytest.mark.parametrize("channels", [(7, 14), (1,), (3, 5, 7)])
+def test_any_accepted_width_builds_a_working_network(channels):
+    """Odd first widths once broke the time MLP (its sinusoidal input came out one short)."""
+    model = UNet(channels=channels, num_classes=10)
+    x = torch.randn(2, 1, 28, 28)
+    assert model(x, torch.tensor([0, 999]), torch.tensor([1, 10])).shape == x.shape
 
 
 def _text_unet(**kw):

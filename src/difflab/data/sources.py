@@ -35,6 +35,19 @@ def load_dataset(
     return _not_empty(_load(spec, split, data_dir, download, image_size), spec, split)
 
 
+def check_options(spec: str, *, data_dir=None, image_size: int | None = None) -> None:
+    """Refuse `--data-dir` / `--image-size` where `spec` would ignore them: a run must not train on other data
+    than its config.json says (mnist5k at 28 px, say, while config.json records 3 px)."""
+    resizable = spec == "emoji" or spec.startswith(("emoji:", "folder:"))
+    if image_size is not None and not resizable:
+        raise UserError(f"--image-size {image_size} resizes only emoji and folder:PATH datasets; {spec} keeps its "
+                        "own size; fix: drop --image-size (or use a folder of images)")
+    if data_dir is not None and not (spec in IDX_SOURCES or spec == "cifar10"):
+        where = ("ships inside difflab" if spec == "mnist5k" else "reads its images from PATH" if spec.startswith("folder:")
+                 else "is rendered from the installed emoji font" if spec.startswith("emoji") else "takes no data folder")
+        raise UserError(f"--data-dir {data_dir} is not read for {spec}, which {where}; fix: drop --data-dir")
+
+
 def _load(spec: str, split: str, data_dir, download: bool, image_size: int | None) -> ImageDataset:
     if spec == "mnist5k":
         from difflab.data.embedded import load_mnist5k

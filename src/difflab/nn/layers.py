@@ -8,13 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+ATTENTION_HEADS = 4  # self- and cross-attention heads; an attended width must be a multiple
+
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Transformer positional encoding of (float) timesteps (Vaswani et al. 2017): `(B,) -> (B, dim)`."""
+    """Transformer positional encoding of (float) timesteps (Vaswani et al. 2017): `(B,) -> (B, dim)`.
+
+    An odd `dim` (a first width such as 7) gets a zero last column, as diffusers' `get_timestep_embedding`
+    does, so every width the config accepts builds a network whose time MLP fits."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / max(half, 1))
     angles = t.float()[:, None] * freqs[None]  # (B, half)
-    return torch.cat([angles.cos(), angles.sin()], dim=1)
+    emb = torch.cat([angles.cos(), angles.sin()], dim=1)
+    return torch.nn.functional.pad(emb, (0, dim % 2))
 
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
@@ -49,7 +55,7 @@ class ResBlock(nn.Module):
 class SelfAttention(nn.Module):
     """Multi-head self-attention over pixels, for the low resolutions where it is cheap."""
 
-    def __init__(self, channels: int, *, heads: int = 4, groups: int = 8) -> None:
+    def __init__(self, channels: int, *, heads: int = ATTENTION_HEADS, groups: int = 8) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention channels {channels} must be divisible by heads {heads}")
@@ -96,7 +102,7 @@ class CrossAttention(nn.Module):
     `context` `(B, L, D)`, `mask` `(B, L)`: the caller always supplies at least one valid token (a learned
     null token), so an empty prompt attends to it rather than to nothing."""
 
-    def __init__(self, channels: int, context_dim: int, *, heads: int = 4, groups: int = 8) -> None:
+    def __init__(self, channels: int, context_dim: int, *, heads: int = ATTENTION_HEADS, groups: int = 8) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention channels {channels} must be divisible by heads {heads}")

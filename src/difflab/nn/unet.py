@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from difflab.errors import UserError
-from difflab.nn.layers import CrossAttention, Downsample, ResBlock, SelfAttention, Upsample, group_norm, sinusoidal_embedding
+from difflab.nn.layers import ATTENTION_HEADS, CrossAttention, Downsample, ResBlock, SelfAttention, Upsample, group_norm, sinusoidal_embedding
 from difflab.nn.spec import ModelSpec
 
 
@@ -51,7 +51,17 @@ class UNet(nn.Module):
             raise UserError(f"image_size {image_size} is not divisible by 2**{len(channels) - 1}; use fewer levels")
         if blocks_per_level < 1 or not channels or any(i >= len(channels) for i in attention_levels + cross_attention_levels):
             raise UserError(f"bad U-Net shape: channels={channels}, attention_levels={attention_levels}, "
-                            f"cross_attention_levels={cross_attention_levels}")
+                            f"cross_attention_levels={cross_attention_levels}; fix: levels are 0..{len(channels) - 1}, "
+                            "one per width in --channels")
+        attended = set(attention_levels) | (set(cross_attention_levels) if text_dim else set())
+        if attention_levels or text_dim:
+            attended.add(len(channels) - 1)  # the middle block attends too
+        narrow = sorted({channels[i] for i in attended if channels[i] % ATTENTION_HEADS})
+        if narrow:
+            raise UserError(f"attention splits a width into {ATTENTION_HEADS} heads, and width(s) "
+                            f"{', '.join(map(str, narrow))} of --channels {','.join(map(str, channels))} are not "
+                            f"multiples of {ATTENTION_HEADS}; fix: multiples of {ATTENTION_HEADS} where attention sits "
+                            "(e.g. 16,32,64), or no --attention-levels")
         if text_dim and num_classes:
             raise UserError("a U-Net is conditioned on classes or on text, not both; fix: num_classes=0 with text_dim")
         self.spec = ModelSpec(  # the whole configuration: saved in model.json, `build(spec)` rebuilds it

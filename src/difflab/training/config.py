@@ -105,6 +105,9 @@ class TrainConfig:
         from difflab.training.recipes import AUTO, NAMES, NONE
 
         _check_choice("recipe", self.recipe, (AUTO, NONE, *NAMES))
+        from difflab.data.sources import check_options
+
+        check_options(self.dataset, data_dir=self.data_dir, image_size=self.image_size)
         if self.conditioning == "text" and not self.conditional:
             raise UserError("--conditioning text needs a conditional model; fix: drop --no-conditional")
         for name in ("steps", "epochs", "minutes"):
