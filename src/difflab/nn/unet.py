@@ -22,7 +22,16 @@ import torch
 from torch import nn
 
 from difflab.errors import UserError
-from difflab.nn.layers import ATTENTION_HEADS, CrossAttention, Downsample, ResBlock, SelfAttention, Upsample, group_norm, sinusoidal_embedding
+from difflab.nn.layers import (
+    ATTENTION_HEADS,
+    CrossAttention,
+    Downsample,
+    ResBlock,
+    SelfAttention,
+    Upsample,
+    group_norm,
+    sinusoidal_embedding,
+)
 from difflab.nn.spec import ModelSpec
 
 
