@@ -80,7 +80,17 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None, r
         train_here(*job)
         if not distributed.is_main():
             return None
-    return finish_run(run_dir, evaluate=evaluate, model_factory=model_factory, progress=progress)
+    try:
+        return finish_run(run_dir, evaluate=evaluate, model_factory=model_factory, progress=progress)
+    except UserError as err:  # the model is on disk: say so, and how to get the pictures and figures afterwards
+        raise UserError(f"{err} — training itself finished and is saved in {run_dir}; after the fix, "
+                        f"`difflab train --resume {run_dir}` does only the end-of-run pictures and report") from None
+    except OSError as err:  # a full disk while writing the pictures: the same, worded as every write error
+        from difflab.run.outputs import write_error
+
+        raise UserError(write_error(err, kept=f"training itself finished and is saved in {run_dir}",
+                                    then=f"`difflab train --resume {run_dir}` to write the end-of-run pictures and "
+                                         "report")) from None
 
 
 def train_here(config: TrainConfig, run_dir: Path, resume: bool, progress: bool, allow_rng_reset: bool,

@@ -13,5 +13,11 @@ def cache_dir(*parts: str) -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         root = str(Path(xdg) / "difflab")
     path = Path(root, *parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        from difflab.errors import UserError
+
+        raise UserError(f"cannot create difflab's cache folder {path} ({err.strerror or err}); fix: set "
+                        "DIFFLAB_CACHE to a writable folder, e.g. DIFFLAB_CACHE=/tmp/difflab-cache") from None
     return path

@@ -76,3 +76,32 @@ def test_a_missing_half_is_trained_quietly(tmp_path, trainer, capsys):
     (tmp_path / "k.json").unlink()
     load(tmp_path, trainer)
     assert len(trainer.calls) == 2 and capsys.readouterr().err == ""
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_network_still_serves(tmp_path, trainer, capsys, monkeypatch):
+    import errno
+
+    from difflab.run import files
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(files, "atomic_write_bytes", full_disk)
+    net, meta = load(tmp_path, trainer)
+    assert meta["score"] == 0.5 and not net.training and len(trainer.calls) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not cache the test net" in err[0] and "free disk space" in err[0]
+    assert not list(tmp_path.iterdir())  # nothing half-written
+    monkeypatch.undo()
+    load(tmp_path, trainer)  # the next run trains again and caches
+    assert len(trainer.calls) == 2 and (tmp_path / "k.safetensors").is_file()
+
+
+def test_an_unusable_cache_folder_is_one_line_naming_the_variable(tmp_path, monkeypatch):
+    from difflab.errors import UserError
+    from difflab.paths import cache_dir
+
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("DIFFLAB_CACHE", str(tmp_path / "afile"))
+    with pytest.raises(UserError, match=r"cannot create difflab's cache folder .*afile/judges .*fix: set DIFFLAB_CACHE"):
+        cache_dir("judges")

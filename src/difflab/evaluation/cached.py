@@ -4,7 +4,8 @@ The judge, the IDK judges and the caption-retrieval encoder are each a small net
 train split and kept under `cache_dir(...)` as `<key>.safetensors` + `<key>.json` (its constructor arguments
 and what it scored). A cache is a convenience, never the user's work: one that is truncated, unreadable,
 non-finite or of another shape is said in one line and trained again, instead of a traceback or an error
-that sends the user hunting for a file they never made.
+that sends the user hunting for a file they never made; and a cache that cannot be written (a full disk)
+costs the next run a retraining, not this run its result.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 
 from difflab.errors import UserError
 from difflab.run import files as ckpt
+from difflab.run.outputs import FIXES
 
 DAMAGE = (UserError, KeyError, TypeError, ValueError, RuntimeError, OSError)  # what a damaged cache raises
 
@@ -41,8 +43,14 @@ def load_or_train(folder: Path, key: str, *, build: Callable[[dict], nn.Module],
             print(f"difflab: the cached {what} {weights} is damaged ({first}); training it again",
                   file=sys.stderr, flush=True)
     net, meta = train()
-    ckpt.save_tensors(weights, net.state_dict())
-    ckpt.atomic_write_text(meta_path, json.dumps(meta, indent=2))
+    try:
+        ckpt.save_tensors(weights, net.state_dict())
+        ckpt.atomic_write_text(meta_path, json.dumps(meta, indent=2))
+    except OSError as err:  # a full or read-only disk: the trained network still serves this job
+        fix = FIXES.get(err.errno, "check the folder's space and permissions")
+        print(f"difflab: warning: could not cache the {what} in {folder} ({err.strerror or err}); it is used "
+              f"from memory now and trained again next time; fix: {fix} (or set DIFFLAB_CACHE to another folder)",
+              file=sys.stderr, flush=True)
     return net.eval(), meta
 
 
