@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,18 +33,36 @@ def load_images(path: str | Path, class_names: tuple[str, ...]) -> tuple[torch.T
 
 
 def _load_npz(path: Path, class_names: tuple[str, ...]):
-    with np.load(path, allow_pickle=False) as f:
-        if "images" not in f:
-            raise UserError(f"{path}: no 'images' array (found {', '.join(f.files) or 'none'}); fix: save uint8 "
-                            "images (N, H, W[, C]) under the key 'images'")
-        pixels, labels = f["images"], f.get("labels")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if isinstance(archive, np.ndarray):  # np.load reads a bare .npy too: not what --save-npz writes
+            raise ValueError("a single .npy array, not an archive of named arrays")
+        with archive as f:
+            if "images" not in f:
+                raise UserError(f"{path}: no 'images' array (found {', '.join(f.files) or 'none'}); fix: save uint8 "
+                                "images (N, H, W[, C]) under the key 'images'")
+            pixels, labels = f["images"], f.get("labels")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:  # truncated, not a zip, pickled objects
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"{path}: not a readable .npz of arrays ({first}); fix: write it with numpy.savez(path, "
+                        "images=uint8 (N, H, W[, C]), labels=int (N,)), as `difflab sample --save-npz` does") from None
     if pixels.dtype != np.uint8:
         raise UserError(f"{path}: images must be uint8 0..255, got {pixels.dtype}; fix: convert with "
                         "((x + 1) * 127.5).round().astype('uint8')")
+    if pixels.ndim and not len(pixels):
+        raise UserError(f"{path}: holds 0 images; fix: evaluate at least 20 (distribution metrics need a sample)")
+    if pixels.ndim == 4 and pixels.shape[1] in (1, 3, 4) and pixels.shape[-1] not in (1, 3, 4):
+        raise UserError(f"{path}: images of shape {pixels.shape} look channels-first (N, C, H, W); fix: save them "
+                        "channels-last, np.transpose(images, (0, 2, 3, 1))")
+    if labels is not None and (labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer)):
+        raise UserError(f"{path}: labels must be integer class ids of shape (N,), got {labels.dtype} "
+                        f"{labels.shape}; fix: labels.astype('int64').reshape(-1)")
     if labels is None or (labels < 0).all():
         labels = None
     elif labels.min() < 0 or labels.max() >= len(class_names) or len(labels) != len(pixels):
-        raise UserError(f"{path}: labels must be {len(pixels)} class ids in 0..{len(class_names) - 1}")
+        raise UserError(f"{path}: labels must be {len(pixels)} class ids in 0..{len(class_names) - 1} (one per image), "
+                        f"got {len(labels)} in {labels.min()}..{labels.max()}; fix: the class ids of the dataset the "
+                        "images imitate (--dataset), or -1 for unconditional images")
     data = from_uint8(pixels, labels if labels is not None else np.zeros(len(pixels)), class_names, path.name)
     return data.images, (data.labels if labels is not None else None)
 
