@@ -62,6 +62,6 @@ def test_a_well_formed_npz_reads_with_and_without_labels(tmp_path):
     np.savez(tmp_path / "a.npz", images=GOOD, labels=LABELS)
     images, labels = load_images(tmp_path / "a.npz", CLASSES)
     assert images.shape == (40, 1, 28, 28) and labels.tolist() == LABELS.tolist()
-    assert -1 <= float(images.min()) and float(images.max()) <= 1
+    assert float(images.min()) >= -1 and float(images.max()) <= 1
     np.savez(tmp_path / "u.npz", images=GOOD, labels=np.full(40, -1))
     assert load_images(tmp_path / "u.npz", CLASSES)[1] is None  # -1: unconditional
