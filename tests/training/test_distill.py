@@ -134,3 +134,12 @@ def test_a_text_run_distils_and_samples_from_prompts(text_run, tmp_path):
     student = distill(text_run.path, DistillConfig(steps=1, teacher_steps=2, iterations=2, minutes_per_round=None,
                                                    batch_size=4), out=tmp_path / "text-d1", progress=False, evaluate=False)
     assert student.is_text and student.sample(prompts=["a handwritten seven"] * 2).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("field, value", [("minutes_per_round", float("nan")), ("lr", float("inf")), ("iterations", 0),
+                                          ("batch_size", -1), ("lr", 100.0)])
+def test_distill_budgets_refuse_nan_and_out_of_range(field, value):
+    from difflab.errors import UserError
+
+    with pytest.raises(UserError, match=f"--{field.replace('_', '-')} must be a number in"):
+        DistillConfig(**{field: value})

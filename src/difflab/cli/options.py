@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 
@@ -24,9 +25,12 @@ def number(kind):
 
     def parse(text: str):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if not math.isfinite(value):  # NaN slips past every `value <= 0` check downstream
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        return value
 
     parse.__name__ = kind.__name__
     return parse

@@ -55,10 +55,10 @@ class DistillConfig:
             raise UserError("give --minutes-per-round or --iterations (a budget for each round)")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name in ("minutes_per_round", "iterations", "batch_size", "lr"):
+        for name, high in (("minutes_per_round", 1e6), ("iterations", 10**9), ("batch_size", 65_536), ("lr", 10.0)):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value <= high):  # NaN fails here too
+                raise UserError(f"--{name.replace('_', '-')} must be a number in (0, {high:g}], got {value}")
 
     @property
     def rounds(self) -> list[int]:
