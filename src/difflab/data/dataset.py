@@ -27,6 +27,17 @@ class ImageDataset:
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
             raise UserError(f"{self.name}: images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        if not self.images.is_floating_point():
+            raise UserError(f"{self.name}: images must be floats in [-1, 1], got {self.images.dtype}; "
+                            "fix: build the dataset with difflab.data.from_uint8(pixels, labels, class_names, name)")
+        if len(self.images):
+            low, high = float(self.images.min()), float(self.images.max())  # NaN makes both NaN
+            if not (low >= -1.001 and high <= 1.001):
+                raise UserError(f"{self.name}: images must be finite values in [-1, 1], found {low:g}..{high:g}; "
+                                "fix: scale pixels with x / 127.5 - 1 (or difflab.data.from_uint8) and drop NaN images")
+        if self.labels.is_floating_point() or self.labels.is_complex():
+            raise UserError(f"{self.name}: labels must be integer class ids, got {self.labels.dtype}; "
+                            "fix: labels.long()")
         if self.labels.shape != (self.images.shape[0],):
             raise UserError(
                 f"{self.name}: {self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}"
