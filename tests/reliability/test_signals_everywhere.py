@@ -192,7 +192,13 @@ def test_sigterm_to_a_parallel_sweep_saves_every_run_and_leaves_no_worker(tmp_pa
     runs = [out / "runs" / "000-lr=0.001", out / "runs" / "001-lr=0.004"]
     deadline = time.monotonic() + 300
     while not all((r / "metrics.jsonl").is_file() and (r / "metrics.jsonl").stat().st_size for r in runs):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        if proc.poll() is not None or time.monotonic() > deadline:  # say why, and leave no million-step worker behind
+            for pid in _children(proc.pid) if proc.poll() is None else []:
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            _, err = proc.communicate(timeout=60)
+            started = [r.name for r in runs if r.is_dir()]
+            pytest.fail(f"both runs did not start logging (exit {proc.returncode}; run folders {started}): {err[-3000:]}")
         time.sleep(0.1)
     workers = _children(proc.pid)
     proc.send_signal(signal.SIGTERM)
