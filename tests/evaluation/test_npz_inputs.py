@@ -41,11 +41,7 @@ def _bytes(write):
 
 
 def _npy(array):
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
+    return _bytes(lambda buffer: np.save(buffer, array))
 
 
 @pytest.mark.parametrize("case", CASES)

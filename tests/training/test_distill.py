@@ -141,5 +141,5 @@ def test_a_text_run_distils_and_samples_from_prompts(text_run, tmp_path):
 def test_distill_budgets_refuse_nan_and_out_of_range(field, value):
     from difflab.errors import UserError
 
-    with pytest.raises(UserError, match=f"--{field.replace('_', '-')} must be a number in"):
+    with pytest.raises(UserError, match=f"--{field.replace('_', '-')} must be (in|at least) .*got {value}"):
         DistillConfig(**{field: value})

@@ -20,7 +20,7 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / max(half, 1))
     angles = t.float()[:, None] * freqs[None]  # (B, half)
     emb = torch.cat([angles.cos(), angles.sin()], dim=1)
-    return torch.nn.functional.pad(emb, (0, dim % 2))
+    return F.pad(emb, (0, dim % 2))
 
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:

@@ -55,10 +55,11 @@ class DistillConfig:
             raise UserError("give --minutes-per-round or --iterations (a budget for each round)")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name, high in (("minutes_per_round", 1e6), ("iterations", 10**9), ("batch_size", 65_536), ("lr", 10.0)):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and 0 < value <= high):  # NaN fails here too
-                raise UserError(f"--{name.replace('_', '-')} must be a number in (0, {high:g}], got {value}")
+        from difflab.training.config import RANGES, _check_range
+
+        for name, like in (("minutes_per_round", "minutes"), ("iterations", "steps"), ("batch_size", "batch_size"),
+                           ("lr", "lr")):  # the ranges training's own budget and optimiser options have (NaN fails)
+            _check_range(name, getattr(self, name), *RANGES[like])
 
     @property
     def rounds(self) -> list[int]:
