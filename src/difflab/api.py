@@ -119,13 +119,15 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
     from difflab.data import load_dataset
     from difflab.evaluation import judge_samples, judge_unconditional, load_judge
     from difflab.evaluation.suite import sample_shown
+    from difflab.sampling.filter import Redraws
 
     c = run.config
     judge = load_judge(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
-    started = time.monotonic()
+    started, tally = time.monotonic(), Redraws()
     if not run.num_classes:  # unconditional: as many images as the classes' worth, judged by confidence and spread
         n = n_per_class * len(judge.class_names)
-        images = sample_shown(run, None, n=n, seed=seed, label="judging: sampling", enabled=progress, **settings)
+        images = sample_shown(run, None, n=n, seed=seed, label="judging: sampling", enabled=progress,
+                              tally=tally, **settings)
         held_out = load_dataset(c.dataset, split="test", data_dir=c.data_dir, image_size=c.image_size)
         pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]  # splits may be
         real = held_out.images[pick]  # class-sorted (mnist5k, folders): the first n could be one or two classes
@@ -134,11 +136,13 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
         labels = class_labels(run.num_classes, n_per_class)
         if classes is not None:  # a bounded subset (training/end.py: a dataset of thousands of classes)
             labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n_per_class)
-        images = sample_shown(run, labels, n=None, seed=seed, label="judging: sampling", enabled=progress, **settings)
+        images = sample_shown(run, labels, n=None, seed=seed, label="judging: sampling", enabled=progress, tally=tally,
+                              **settings)
         result = judge_samples(judge, images, labels)
     s = run.sampler(seed=seed, **settings)
     result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, guidance_method=s.guidance_method,
                   guidance_interval=list(s.guidance_interval), autoguidance=s.autoguidance, seed=seed,
+                  redraws=s.redraws if tally.images else 0, redrawn=tally.redrawn, kept_unsure=tally.kept_unsure,
                   sampling_seconds=round(time.monotonic() - started, 2))
     name = name or f"{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
     run.folder.write_eval(name, result)
@@ -158,9 +162,15 @@ def quality_line(result: dict) -> str:
         shares = result["class_shares"].values()
         return (f"generated {things}: judge confidence {100 * result['mean_confidence']:.1f}% (real {things}: "
                 f"{100 * result['judge_real_confidence']:.1f}%); classes drawn {100 * min(shares):.0f}-"
-                f"{100 * max(shares):.0f}% each (even: {100 / len(shares):.0f}%)")
+                f"{100 * max(shares):.0f}% each (even: {100 / len(shares):.0f}%)" + _filtered(result))
     return (f"generated {things}: {100 * result['accuracy']:.1f}% recognised as the requested class "
-            f"(judge accuracy on real {things}: {100 * result['judge_real_accuracy']:.1f}%)")
+            f"(judge accuracy on real {things}: {100 * result['judge_real_accuracy']:.1f}%)" + _filtered(result))
+
+
+def _filtered(result: dict) -> str:
+    """"; the filter drew 41 of 1,000 again": the share of the figure the filter bought, said beside it."""
+    redrawn = result.get("redrawn")
+    return f"; the filter drew {redrawn:,} of {result['n']:,} again" if isinstance(redrawn, int) and redrawn else ""
 
 
 __all__ = ["finish_run", "judge_run", "load_run", "quality_line", "train"]

@@ -48,7 +48,8 @@ def test_diffusers_ddim_samples_what_run_sample_does(exported, tiny_run):
     unet = DifflabUNet2DModel.from_pretrained(exported / "unet")
     theirs = diffusers_loop(unet, DDIMScheduler.from_config(scheduler_config(tiny_run.config, "ddim")),
                             use_clipped_model_output=True)
-    ours = tiny_run.sample(LABELS, seed=1, solver="ddim", steps=STEPS, guidance=1.0, precision="fp32", autoguidance=1.0)
+    ours = tiny_run.sample(LABELS, seed=1, solver="ddim", steps=STEPS, guidance=1.0, precision="fp32", autoguidance=1.0,
+                           redraws=0)  # the exported scheduler has no filter classifier
     assert (ours - theirs).abs().max().item() < 1e-4
     assert theirs.abs().max() > 0.1  # not a trivially zero image
 
@@ -58,7 +59,8 @@ def test_diffusers_dpm_solver_samples_what_run_sample_does(exported, tiny_run):
     did not, and the two differed by up to 1.69."""
     unet = DifflabUNet2DModel.from_pretrained(exported / "unet")
     theirs = diffusers_loop(unet, DPMSolverMultistepScheduler.from_pretrained(exported, subfolder="scheduler"))
-    ours = tiny_run.sample(LABELS, seed=1, solver="dpm++", steps=STEPS, guidance=1.0, precision="fp32", autoguidance=1.0)
+    ours = tiny_run.sample(LABELS, seed=1, solver="dpm++", steps=STEPS, guidance=1.0, precision="fp32", autoguidance=1.0,
+                           redraws=0)  # the exported scheduler has no filter classifier
     assert (ours - theirs).abs().max().item() < 1e-4
     assert theirs.abs().max() > 0.1
 
@@ -75,7 +77,8 @@ def test_exported_pipeline_samples_what_run_sample_does(tiny_run, tmp_path, solv
     for steps in (4, STEPS):
         images = pipe(batch_size=3, num_inference_steps=steps, output_type="pt",
                       generator=torch.Generator().manual_seed(5), **call).images  # (3, 1, 28, 28) in [0, 1]
-        ours = tiny_run.sample(n=3, seed=5, solver=solver, steps=steps, guidance=1.0, precision="fp32", autoguidance=1.0)
+        ours = tiny_run.sample(n=3, seed=5, solver=solver, steps=steps, guidance=1.0, precision="fp32", autoguidance=1.0,
+                               redraws=0)  # the exported pipeline has no filter classifier
         assert (images * 2 - 1 - ours).abs().max().item() < 1e-4, steps
 
 
@@ -114,8 +117,9 @@ def test_exported_folder_works_as_a_pipeline_run(exported, tiny_run):
     pipeline = load_run_or_pipeline(None, exported)
     assert pipeline.config.guidance == tiny_run.config.guidance and pipeline.num_classes == 10
     fp32 = dict(seed=2, steps=4, precision="fp32")  # the comparison is of the wiring, at fp32 rounding
-    # the export carries CFG, not the guide network: the run's autoguidance is off for the comparison
-    difference = (pipeline.sample(LABELS, **fp32) - tiny_run.sample(LABELS, autoguidance=1.0, **fp32)).abs().max()
+    # the export carries CFG, not the guide network nor the filter: the run's autoguidance and redraws are off
+    difference = (pipeline.sample(LABELS, **fp32)
+                  - tiny_run.sample(LABELS, autoguidance=1.0, redraws=0, **fp32)).abs().max()
     assert difference.item() < 1e-4  # ᾱ from diffusers' float32 schedule vs ours in float64: ~1e-6
 
 

@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--images", type=Path, help="evaluate these instead: an .npz (difflab sample --save-npz) or a folder")
     p.add_argument("--dataset", help="the dataset the --images imitate (e.g. mnist5k)")
     p.add_argument("--n", type=number(int), help=f"images to sample, split evenly over classes ({DEFAULT_N})")
-    add_sampler_options(p)
+    add_sampler_options(p, redraws=True)
     p.add_argument("--name", help="result name: OUT/<name>.json and OUT/<name>/*.png (from the settings)")
     p.add_argument("--out", type=Path, help="folder for --images results (./eval); a run writes RUN/eval/")
     p.add_argument("--inception-weights", type=Path, metavar="PATH",

@@ -81,8 +81,9 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None}
 
 
-def add_sampler_options(parser: argparse.ArgumentParser) -> None:
-    """--solver --steps --guidance --eta --seed --device, shared by every command that samples."""
+def add_sampler_options(parser: argparse.ArgumentParser, *, redraws: bool = False) -> None:
+    """--solver --steps --guidance --eta --seed --device, shared by every command that samples; `redraws`: also
+    --redraws, for the commands that draw new images (an edit starts from the user's image, never redrawn)."""
     parser.add_argument("--solver", choices=("ddpm", "ddim", "dpm++"), help="(the run's default)")
     parser.add_argument("--steps", type=number(int), help="solver steps (the run's default)")
     parser.add_argument("--guidance", type=number(float), help="classifier-free guidance scale w (the run's default)")
@@ -93,6 +94,10 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance-rescale", type=number(float), help="CFG rescale φ in [0, 1] (the run's default)")
     parser.add_argument("--autoguidance", type=number(float), metavar="W",
                         help="add autoguidance by the run's guide network to CFG, strength W >= 1 (1: off)")
+    if redraws:
+        parser.add_argument("--redraws", type=number(int), metavar="N",
+                            help="draw an image the run's filter classifier rejects at most N more times; 0: no "
+                                 "filter (the run's default)")
     parser.add_argument("--eta", type=number(float), default=0.0, help="DDIM noise (0: deterministic)")
     parser.add_argument("--seed", type=number(int), default=0)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -110,7 +115,8 @@ def sampler_settings(args: argparse.Namespace) -> dict:
         raise UserError(f"--eta must be >= 0, got {args.eta}")
     return dict(solver=args.solver, steps=args.steps, guidance=args.guidance, eta=args.eta, precision=args.precision,
                 guidance_method=args.guidance_method, guidance_interval=args.guidance_interval,
-                guidance_rescale=args.guidance_rescale, autoguidance=args.autoguidance)
+                guidance_rescale=args.guidance_rescale, autoguidance=args.autoguidance,
+                redraws=getattr(args, "redraws", None))
 
 
 def add_quiet_option(parser: argparse.ArgumentParser, *, default) -> None:

@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--prompt", action="append", metavar="TEXT",
                    help="text runs: what to draw, e.g. \"a handwritten seven\" (repeat for several; images cycle)")
     p.add_argument("--n", type=number(int), default=None, help="number of images (default 100, or 16 with --label/--prompt)")
-    add_sampler_options(p)
+    add_sampler_options(p, redraws=True)
     p.add_argument("--out", type=Path, help="PNG grid (default samples.png; none when --out-dir or --save-npz keeps the images)")
     p.add_argument("--save-npz", type=Path, metavar="FILE", help="also save images (uint8 NHWC) and labels (held as uint8 while sampling)")
     p.add_argument("--out-dir", type=Path, metavar="DIR",
@@ -59,8 +59,11 @@ def run(args) -> int:
         else:
             labels, nrow = sample_labels(args.label, args.n, loaded.num_classes)
             n = len(labels) if labels is not None else (args.n or 100)
+        from difflab.sampling.filter import Redraws
+
+        tally = Redraws()
         chunks = loaded.sample_chunks(labels, prompts=prompts, n=n, seed=args.seed, chunk_size=args.chunk_size,
-                                      **settings)  # checks first
+                                      tally=tally, **settings)  # checks first
         sink = _outputs(args, loaded, labels, n, nrow, settings, prompts)
         try:  # Ctrl-C or SIGTERM: `Stopping` keeps what was generated (`sink.stop`) and says so in one line
             consume(chunks, sink, show=not args.no_progress and n > args.chunk_size, hold=stop.hold)
@@ -69,6 +72,8 @@ def run(args) -> int:
                             "again into a new --out-dir") from None
         with stop.hold():
             sink.finish()
+    if tally.line():
+        print(tally.line(), file=sys.stderr)
     _say_what_was_trained(loaded)  # after the work: an error before it stays one line
     return 0
 

@@ -271,14 +271,18 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
     folder, what = run.folder, f"sampling {n:,} images"
     with Stopping(lambda: f"while {what}; nothing written to {folder.sub('eval')}/; to evaluate, run the same "
                           "command again") as stop:
-        started = time.monotonic()
-        images = sample_shown(run, labels, n=None if k else n, seed=seed, **settings)
+        from difflab.sampling.filter import Redraws
+
+        started, tally = time.monotonic(), Redraws()
+        images = sample_shown(run, labels, n=None if k else n, seed=seed, tally=tally, **settings)
         what = f"measuring {len(images):,} images"
         s = run.sampler(seed=seed, **settings)
         meta = {"source": str(run.path), "sampler": {"solver": s.solver, "steps": s.steps, "guidance": s.guidance,
                                                       "guidance_method": s.guidance_method,
                                                       "guidance_interval": list(s.guidance_interval),
-                                                      "autoguidance": s.autoguidance, "eta": s.eta},
+                                                      "autoguidance": s.autoguidance, "eta": s.eta,
+                                                      "redraws": s.redraws if tally.images else 0,
+                                                      "redrawn": tally.redrawn, "kept_unsure": tally.kept_unsure},
                 "seeds": {"sampling": seed, "evaluation": config.seed},
                 "sampling_seconds": round(time.monotonic() - started, 2)}
         name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
@@ -293,13 +297,14 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
 
 
 def sample_shown(run, labels, *, n: int | None, seed: int, prompts: list[str] | None = None,
-                 label: str = "evaluate: sampling", enabled: bool = True, **settings) -> torch.Tensor:
+                 label: str = "evaluate: sampling", enabled: bool = True, tally=None, **settings) -> torch.Tensor:
     """`run.sample` in chunks of EVAL_CHUNK (the same images), with a bar: sampling is most of an evaluation
-    (and of the judge's check at the end of a run)."""
+    (and of the judge's check at the end of a run). `tally`: a `Redraws` that counts what the filter sent back."""
     total = len(labels) if labels is not None else len(prompts) if prompts is not None else n
     parts = []
     with progress.bar(total, label, unit="img", enabled=enabled) as shown:
-        for _, images in run.sample_chunks(labels, prompts=prompts, n=n, seed=seed, chunk_size=EVAL_CHUNK, **settings):
+        for _, images in run.sample_chunks(labels, prompts=prompts, n=n, seed=seed, chunk_size=EVAL_CHUNK, tally=tally,
+                                           **settings):
             parts.append(images)  # (b, C, H, W): kept, small beside the U-Net activations of one chunk
             shown.update(len(images))
     return torch.cat(parts)

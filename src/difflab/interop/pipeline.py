@@ -35,6 +35,7 @@ class PipelineConfig:
     guidance_method: str = "cfg"  # no guide network is exported, so no autoguidance
     guidance_interval: tuple[float, ...] = (0.0, 1.0)  # CFG on every step unless the export says otherwise
     guidance_rescale: float = 0.0  # CFG rescale off unless the export says otherwise
+    redraws: int = 0  # no filter classifier is exported
     schedule: str = "pretrained"  # ᾱ comes from the scheduler config, not a difflab schedule name
     dataset: str | None = None  # no judge is known for a pretrained model
     data_dir: str | None = None
@@ -68,6 +69,7 @@ class PipelineRun(Run):
     """Duck-types `Run`: `.model`, `.config`, `.alphas_cumprod`, `.num_classes`, `.class_names`, `.sample()`."""
 
     guide = None  # no weaker network for autoguidance: the sampler refuses --guidance-method auto with a fix
+    filter = None  # no filter classifier: every image is the first draw
 
     def __init__(self, path: Path, config: PipelineConfig, model: DiffusersDenoiser, class_names, alphas_cumprod):
         self.path, self.config, self.model, self.class_names = Path(path), config, model, tuple(class_names)

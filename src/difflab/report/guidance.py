@@ -90,6 +90,8 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
         raise UserError(f"a guidance sweep needs at least {MIN_IMAGES} images, got n_per_class={n_per_class} for "
                         f"{run.num_classes} classes; fix: n_per_class >= {-(-MIN_IMAGES // run.num_classes)}")
     auto = f" + autoguidance {sampler.autoguidance:g}" if sampler.autoguidance != 1 else ""
+    redraws = sampler.redraws if run.filter is not None else 0  # the filter redraws what it rejects (sampling/filter.py)
+    auto += " + filter" if redraws else ""
     label = (f"guidance sweep: {len(labels)} images at each of w = {', '.join(f'{w:g}' for w in ws)} "
              f"({sampler.guidance_method}{auto})")
     started = time.monotonic()
@@ -102,7 +104,7 @@ def guidance_sweep(run, *, strengths=None, n_per_class: int = 20, seed: int = 0,
             shown.update()
     result = {"title": "Guidance sweep", "method": sampler.guidance_method,
               "interval": list(sampler.guidance_interval), "rescale": sampler.guidance_rescale,
-              "autoguidance": sampler.autoguidance, "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class, "n": len(labels),
+              "autoguidance": sampler.autoguidance, "redraws": redraws, "solver": sampler.solver, "steps": sampler.steps, "seed": seed, "n_per_class": n_per_class, "n": len(labels),
               "default": sampler.guidance, "lowest_fd_at_target": lowest_fd_at_target(rows, target),
               "accuracy_target": target, "judge_real_accuracy": probe.judge.accuracy, "rows": rows, "seconds": time.monotonic() - started}
     result = rounded(result)

@@ -261,9 +261,10 @@ def _of_real(sweep: dict) -> str:
 
 
 def _method(sweep: dict) -> str:
-    """"cfg guidance" or "cfg guidance + autoguidance 3 on every step"."""
-    auto = sweep.get("autoguidance")
+    """"cfg guidance", "cfg guidance + autoguidance 3 on every step", "... + the filter (up to 3 redraws)"."""
+    auto, redraws = sweep.get("autoguidance"), sweep.get("redraws")
     extra = f" + autoguidance {auto:g} on every step" if _is_number(auto) and auto != 1 else ""
+    extra += f", then the filter classifier (up to {redraws:g} redraws)" if _is_number(redraws) and redraws else ""
     return f"{sweep.get('method')} guidance{extra}"
 
 

@@ -6,6 +6,7 @@
     RUN/state/               one resumable snapshot: weights, EMA, optimizer, RNG, trainer.json
     RUN/metrics.jsonl        one JSON line per log step
     RUN/samples/ plots/ eval/ explain/ edit/   pictures and results;   RUN/report.html
+    RUN/guide.safetensors    the autoguidance guide;  RUN/filter.safetensors + filter.json  the sample filter
     RUN/distill.json         a distilled run's provenance
     RUN/trackers.json        the W&B / MLflow run ids, so a resume continues those runs
 
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
     from difflab.training.config import TrainConfig
 
 CONFIG, MODEL_META, METRICS, REPORT, DISTILL = "config.json", "model.json", "metrics.jsonl", "report.html", "distill.json"
-TRACKERS = "trackers.json"
-WEIGHTS = ("model", "ema", "guide")  # <name>.safetensors at the top: what users and samplers load (guide: autoguidance)
+TRACKERS, FILTER = "trackers.json", "filter.json"
+WEIGHTS = ("model", "ema", "guide", "filter")  # <name>.safetensors at the top: what users and samplers load (guide:
+# autoguidance; filter: the classifier that sends unrecognisable samples back, sampling/filter.py)
 STATE_DIR, STATE_INFO = "state", "trainer.json"
 STATE_FILES = ("ema", "model", "optimizer")  # required in state/; rng.safetensors is checked by the trainer
 SUBFOLDERS = ("samples", "plots", "eval", "explain", "edit")
@@ -260,6 +262,22 @@ class RunFolder:
 
     def write_distill(self, info: dict) -> None:
         files.write_json(self._writable(self.path / DISTILL), info)
+
+    def read_filter(self) -> dict | None:
+        """filter.json (the sample filter's network arguments, threshold and held-out accuracy), or None."""
+        path = self.path / FILTER
+        if not (path.is_file() or path.is_symlink()):
+            return None
+        info = files.read_json(path, root=self.path)
+        if not (_is_number(info.get("threshold")) and 0 <= info["threshold"] <= 1 and isinstance(info.get("model"), dict)):
+            raise UserError(f"{path}: no threshold in [0, 1] or network arguments; fix: delete filter.json and "
+                            "filter.safetensors, then `difflab train --resume RUN` trains the filter again")
+        return info
+
+    def write_filter(self, state: dict[str, torch.Tensor], info: dict) -> None:
+        """The weights first: a crash between the two leaves no filter.json, so no filter, never half of one."""
+        self.save_weights("filter", state)
+        files.write_json(self._writable(self.path / FILTER), info)
 
     # --- tracker runs -------------------------------------------------------------------------
     def read_trackers(self) -> dict[str, str]:

@@ -13,6 +13,7 @@ from difflab.errors import UserError
 from difflab.nn.spec import ModelFactory, build
 from difflab.run.folder import RunFolder
 from difflab.sampling import Condition, Sampler
+from difflab.sampling.filter import Redraws, SampleFilter
 from difflab.training.config import TrainConfig
 
 
@@ -27,6 +28,7 @@ class Run:
         self.alphas_cumprod = NoiseSchedule(config.schedule, config.num_timesteps).alphas_cumprod
         self._embedder = None
         self._guide, self._model_factory = None, None
+        self._filter: SampleFilter | bool | None = False  # False: not looked for yet
 
     @classmethod
     def load(cls, path: str | Path, *, weights: str = "ema", device: str = "cpu",
@@ -109,7 +111,7 @@ class Run:
         chosen = overrides.get("guidance_method") or method  # autoguidance alone (auto) takes its strength from w
         auto = c.autoguidance if has_guide and chosen == "cfg" else 1.0
         sampler = Sampler(c.solver, c.sample_steps, c.guidance, method, c.guidance_interval, c.guidance_rescale,
-                          autoguidance=auto).replace(**overrides)
+                          autoguidance=auto, redraws=c.redraws).replace(**overrides)
         self._check_ignored(sampler, overrides)
         return sampler
 
@@ -145,20 +147,48 @@ class Run:
             self._guide = guide.eval().requires_grad_(False).to(self.device)
         return self._guide
 
+    @property
+    def filter(self) -> SampleFilter | None:
+        """The classifier whose rejects are drawn again (`filter.safetensors` + `filter.json`, trained at the end
+        of training); None when the run has none. Loaded on first use."""
+        if self._filter is False:
+            try:
+                self._filter = self._load_filter()
+            except UserError as e:  # whatever is wrong with it, the same two ways out
+                problem = str(e).split("; fix:")[0].split("; the run folder is damaged")[0]
+                raise UserError(f"the run's sample filter cannot be used: {problem}; fix: sample without it "
+                                f"(--redraws 0), or delete {self.path}/filter.json and filter.safetensors and "
+                                f"`difflab train --resume {self.path}` trains it again") from None
+        return self._filter
+
+    def _load_filter(self) -> SampleFilter | None:
+        info = self.folder.read_filter() if self.folder.path.is_dir() else None
+        if info is None:
+            return None
+        from difflab.nn.judge import JudgeNet
+
+        try:
+            net = JudgeNet(**info["model"])
+        except TypeError:
+            raise UserError(f"{self.path / 'filter.json'}: its network arguments are not a JudgeNet's") from None
+        net.load_state_dict(self.folder.load_weights("filter", expect=net.state_dict()))
+        return SampleFilter(net.eval(), float(info["threshold"]), float(info.get("keep", 0)),
+                            float(info.get("accuracy", 0)))
+
     def sample(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, callback=None,
-               **settings) -> torch.Tensor:
-        """Images `(N, C, H, W)` in [-1, 1]; `labels` class ids, `prompts` texts (text runs), or `n` unconditional."""
-        self.check_samplable()
-        sampler = self.sampler(seed=seed, **settings)
-        return sampler.generate(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n), callback=callback,
-                                guide=self.guide if sampler.needs_guide else None)
+               tally: Redraws | None = None, **settings) -> torch.Tensor:
+        """Images `(N, C, H, W)` in [-1, 1]; `labels` class ids, `prompts` texts (text runs), or `n` unconditional.
+        The run's filter (if any, and `redraws` > 0) draws again what it rejects; `tally` counts those."""
+        return torch.cat([images for _, images in self.sample_chunks(labels, prompts=prompts, n=n, seed=seed,
+                                                                     callback=callback, tally=tally, **settings)])
 
     def sample_chunks(self, labels=None, *, prompts=None, n: int | None = None, seed: int = 0, chunk_size: int = 500,
-                      callback=None, **settings) -> Iterator[tuple[Condition, torch.Tensor]]:
+                      callback=None, tally: Redraws | None = None, **settings) -> Iterator[tuple[Condition, torch.Tensor]]:
         """`sample` as a lazy iterator of `(Condition of the chunk, images (b, C, H, W))`, `b <= chunk_size`:
         the same images for the same seed, with only one chunk in memory at a time."""
         self.check_samplable()
         sampler = self.sampler(seed=seed, **settings)
         return sampler.chunks(self.model, self.alphas_cumprod, self.condition(labels, prompts, n=n),
                               batch_size=chunk_size, callback=callback,
-                              guide=self.guide if sampler.needs_guide else None)
+                              guide=self.guide if sampler.needs_guide else None,
+                              filter=self.filter if sampler.redraws else None, tally=tally)

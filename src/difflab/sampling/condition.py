@@ -59,6 +59,12 @@ class Condition:
             return Condition(None, count=max(0, min(stop, self.count) - start))
         return Condition(self.values[start:stop], self.num_classes)
 
+    def select(self, index: torch.Tensor) -> Condition:
+        """The rows at `index` (a long tensor): the images a filter sends back to be drawn again."""
+        if self.values is None:
+            return Condition(None, count=len(index))
+        return Condition(self.values[index.to(self.values.device)], self.num_classes)
+
     def to(self, device) -> Condition:
         return self if self.values is None else Condition(self.values.to(device), self.num_classes)
 

@@ -26,7 +26,9 @@ from difflab.diffusion.solvers import SOLVERS, Solver
 from difflab.errors import UserError
 from difflab.precision import PRECISIONS, autocast, resolve_precision
 from difflab.sampling.condition import Condition, null_of
+from difflab.sampling.filter import Redraws, SampleFilter, seeded_noise
 
+MAX_REDRAWS = 20  # a filter that rejects an image 20 times in a row will not accept it on the 21st
 MAX_STEPS = 1000  # no schedule has more timesteps than this by default; more steps cannot help
 GUIDANCE_METHODS = ("cfg", "auto")  # classifier-free; autoguidance by the run's guide network
 
@@ -36,11 +38,13 @@ class Sampler:
     solver: str = "dpm++"
     steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py)
     guidance: float = 2.0  # guidance scale w: 1 plain conditional, 0 unconditional (CFG); the best CFG-only point
-    # (a run's own default, TrainConfig, is w = 1.6 with autoguidance 3: it has a guide network, a bare Sampler has not)
+    # (a run's own default, TrainConfig, is w = 1.3 and its filter classifier: a bare Sampler has no filter)
     guidance_method: str = "cfg"  # cfg: the null branch is the weak one; auto: the run's guide network is
     guidance_interval: tuple[float, float] = (0.5, 1.0)  # guide only where t/T lies in [lo, hi]; TrainConfig's default
     guidance_rescale: float = 0.0  # φ of CFG rescale (Lin et al. 2024); 0: off
     autoguidance: float = 1.0  # cfg only: + (w_auto − 1)(ε_c − ε_guide) on every step; 1: off (benchmarks/guidance_combo.py)
+    redraws: int = 0  # with the run's filter classifier (sampling/filter.py): draw a rejected image at most this
+    # many more times; 0: off (a run's own default, TrainConfig.redraws, is 3)
     eta: float = 0.0  # DDIM only: 0 deterministic, 1 DDPM-like
     precision: str = "auto"  # fp32 | bf16 (network under autocast) | auto: bf16 on CPUs with native bf16
     seed: int = 0
@@ -63,6 +67,8 @@ class Sampler:
             raise UserError("--autoguidance adds autoguidance to CFG; with --guidance-method auto use --guidance")
         if not _number(self.guidance_rescale) or not 0 <= self.guidance_rescale <= 1:
             raise UserError(f"--guidance-rescale must be a number in [0, 1], got {self.guidance_rescale}")
+        if isinstance(self.redraws, bool) or not isinstance(self.redraws, int) or not 0 <= self.redraws <= MAX_REDRAWS:
+            raise UserError(f"--redraws must be an integer in 0..{MAX_REDRAWS} (0: no filter), got {self.redraws!r}")
         if not math.isfinite(self.eta) or not 0 <= self.eta <= 1:
             raise UserError(f"--eta must be in [0, 1], got {self.eta}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
@@ -156,20 +162,24 @@ class Sampler:
     def chunks(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition, *,
                batch_size: int = 500, generator: torch.Generator | None = None,
                callback: Callable[[int, Step], None] | None = None,
-               guide: torch.nn.Module | None = None) -> Iterator[tuple[Condition, torch.Tensor]]:
+               guide: torch.nn.Module | None = None, filter: SampleFilter | None = None,
+               tally: Redraws | None = None) -> Iterator[tuple[Condition, torch.Tensor]]:
         """Yield `(condition of the chunk, images (b, C, H, W) on the CPU)`, `b <= batch_size`, lazily.
 
-        Arguments are checked before the first chunk; `callback(chunk_start, step)` sees every step.
+        Arguments are checked before the first chunk; `callback(chunk_start, step)` sees every step of the first
+        draws. `filter` (with `redraws` > 0): images it rejects are drawn again (`tally` counts them).
         The same seed gives the same images whatever `batch_size`."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise UserError(f"chunk size must be at least 1, got {batch_size}")
         if len(cond) < 1:
             raise UserError(f"number of images must be at least 1, got {len(cond)}")
         model.spec  # noqa: B018 - a model without the Denoiser contract fails here, not at the first chunk
-        return self._chunks(model, alphas_cumprod, cond, batch_size, generator or self.generator(), callback, guide)
+        filtering = filter if self.redraws and cond.kind != "text" else None  # it knows classes, not captions
+        return self._chunks(model, alphas_cumprod, cond, batch_size, generator or self.generator(), callback, guide,
+                            filtering, tally if tally is not None else Redraws())
 
     @torch.no_grad()
-    def _chunks(self, model, alphas_cumprod, cond, batch_size, generator, callback, guide):
+    def _chunks(self, model, alphas_cumprod, cond, batch_size, generator, callback, guide, filter, tally):
         device = next(model.parameters()).device
         shape = model.spec.image_shape
         for start in range(0, len(cond), batch_size):
@@ -179,15 +189,44 @@ class Sampler:
             step_cb = (lambda s, _start=start: callback(_start, s)) if callback else None
             images = self.run(estimate, x, alphas_cumprod, generator=generator, callback=step_cb).cpu()
             del x, estimate
+            if filter is not None:
+                images = self._redraw(filter, tally, model, alphas_cumprod, part, images, start, guide)
             yield part, images
             del images  # the consumer owns it now; holding it here would double the peak
 
+    def _redraw(self, filter: SampleFilter, tally: Redraws, model, alphas_cumprod, part: Condition,
+                images: torch.Tensor, start: int, guide) -> torch.Tensor:
+        """Draw the images `filter` rejects again (fresh noise per image and draw), up to `redraws` times; an image
+        never accepted keeps its most recognisable draw."""
+        device = next(model.parameters()).device
+        labels = part.values if part.kind == "class" else None
+        score = filter.scores(images, labels)
+        todo = (score < filter.threshold).nonzero().flatten()
+        tally.images += len(images)
+        tally.redrawn += len(todo)
+        for draw in range(1, self.redraws + 1):
+            if not len(todo):
+                break
+            sub = part.select(todo)
+            tally.draws += len(todo)
+            x = seeded_noise(self.seed, draw, todo + start, tuple(images.shape[1:])).to(device)
+            generator = torch.Generator().manual_seed(self.seed + draw)  # stochastic solvers' noise
+            estimate = self.noise_estimate(model, alphas_cumprod, sub, device=device, guide=guide)
+            new = self.run(estimate, x, alphas_cumprod, generator=generator).cpu()  # bars count first draws
+            new_score = filter.scores(new, None if labels is None else labels[todo])
+            better = new_score > score[todo]
+            images[todo[better]], score[todo[better]] = new[better], new_score[better]
+            todo = todo[new_score < filter.threshold]
+        tally.kept_unsure += len(todo)
+        return images
+
     def generate(self, model: torch.nn.Module, alphas_cumprod: torch.Tensor, cond: Condition, *,
                  batch_size: int = 500, generator: torch.Generator | None = None,
-                 callback: Callable[[int, Step], None] | None = None, guide: torch.nn.Module | None = None) -> torch.Tensor:
+                 callback: Callable[[int, Step], None] | None = None, guide: torch.nn.Module | None = None,
+                 filter: SampleFilter | None = None, tally: Redraws | None = None) -> torch.Tensor:
         """Every image at once `(N, C, H, W)`: the concatenation of `chunks` (same seed, same images)."""
         parts = self.chunks(model, alphas_cumprod, cond, batch_size=batch_size, generator=generator, callback=callback,
-                            guide=guide)
+                            guide=guide, filter=filter, tally=tally)
         return torch.cat([images for _, images in parts])
 
 

@@ -20,14 +20,14 @@ DENOISE = "denoise"  # not a diffusion objective: a time-free single-step denois
 CONDITIONINGS = ("class", "text")
 RESUMABLE_CHANGES = frozenset({  # keys a resume may change: budget, bookkeeping, speed, sampling defaults
     "steps", "epochs", "minutes", "device", "log_every", "checkpoint_minutes", "num_sample_grids",
-    "solver", "sample_steps", "guidance", "guidance_method", "guidance_interval", "guidance_rescale", "autoguidance", "tensorboard",
-    "wandb", "mlflow", "precision", "compile"})
+    "solver", "sample_steps", "guidance", "guidance_method", "guidance_interval", "guidance_rescale", "autoguidance", "redraws",
+    "filter_keep", "tensorboard", "wandb", "mlflow", "precision", "compile"})
 DEFAULT_STEPS = 2000  # optimizer steps when no budget is given: the same model on every machine, busy or idle
 # (a wall-clock default gave ~1,300 steps on a quiet 2-core CPU, 14 on a busy one). At 1,500 steps the default
 # sampler's FD was 2.65x the real floor, at 2,000 2.44x (benchmarks/RESULTS.md, "The default model")
 EARLIER_DEFAULTS = {  # keys added after runs were first saved, with the value that reproduces such a run
     "min_snr": 0.0, "guidance_method": "cfg", "guidance_interval": (0.0, 1.0), "guidance_rescale": 0.0,
-    "autoguidance": 1.0, "recipe": "none"}
+    "autoguidance": 1.0, "recipe": "none", "filter_keep": 0.0, "redraws": 0}
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,18 @@ class TrainConfig:
     # sampling defaults for this run (used by `difflab sample` and the end-of-run figure)
     solver: str = "dpm++"
     sample_steps: int = 6  # DPM-Solver++(2M): 4-8 steps are within 5% of 100 on FD (benchmarks/sampling.py); 6 keeps a margin
-    guidance: float = 1.6  # CFG on the interval below, plus autoguidance 3 (next lines): 99.2% judge accuracy at FD
-    # 2.2x the floor, recall 0.82 (judge v2; v3: 98.9%, 2.1x, 0.82); CFG alone needs w = 2 for 99% (FD 2.5x, recall 0.78), and w = 3 on every step gave
-    # 100% at 9.6x (one digit drawn ten times); benchmarks/quality.py shows the whole frontier
+    guidance: float = 1.3  # CFG on the interval below, then the filter (redraws): 100% judge accuracy at FD 1.23x
+    # the floor, recall 0.86 (judge v3; benchmarks/RESULTS.md). Guidance alone needed w >= 2 for 99%, at FD >= 2.1x:
+    # it pulls every sample to its class's mode; w = 3 on every step gave 100% at 5x (one digit drawn ten times)
     guidance_method: str = "cfg"  # cfg (classifier-free) | auto (autoguidance by the run's guide network)
     guidance_interval: tuple[float, ...] = (0.5, 1.0)  # guide only where t/T lies in [lo, hi] (Kynkäänniemi et al.
     # 2024): the class is chosen at high noise; guiding the low-noise half only exaggerates strokes (FD 3.4x)
     guidance_rescale: float = 0.0  # CFG rescale φ (Lin et al. 2024); 0: off
-    autoguidance: float = 3.0  # cfg only: + (w_auto − 1)(ε_c − ε_guide) on every step, ε_guide from guide.safetensors
-    # (the EMA at guide_at): it sharpens without pulling samples to the class mode, so CFG can be weaker; 1: off
+    autoguidance: float = 1.0  # cfg only: + (w_auto − 1)(ε_c − ε_guide) on every step, ε_guide from guide.safetensors
+    # (the EMA at guide_at); 1: off. CFG 1.6 + autoguidance 3 was the default before the filter: 98.9%, FD 2.12x
+    redraws: int = 3  # images the filter classifier rejects are drawn again, at most this many times; 0: off
+    filter_keep: float = 0.98  # the filter (sampling/filter.py), trained at the end of training, passes this fraction
+    # of held-out real images (mnist5k: p(class) >= 0.80); 0: no filter
 
     def __post_init__(self) -> None:
         _check_choice("schedule", self.schedule, SCHEDULES)
@@ -204,6 +207,7 @@ RANGES = {  # every numeric field's accepted range, inclusive (None: no bound); 
     "steps": (1, 10**9), "epochs": (1e-9, 1e6), "minutes": (1e-9, 1e6), "seed": (0, 2**63 - 1),
     "log_every": (1, 10**9), "checkpoint_minutes": (0.0, 1e6), "num_sample_grids": (0, 1000),
     "sample_steps": (1, 1000), "guidance": (0.0, 100.0), "guidance_rescale": (0.0, 1.0), "autoguidance": (1.0, 100.0), "sigma": (1e-9, 10.0),
+    "redraws": (0, 20), "filter_keep": (0.0, 0.999),
 }
 
 

@@ -107,12 +107,16 @@ def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory=None, prog
     from difflab.report.plots import plot_loss
     from difflab.report.samples import write_class_grid, write_trajectory
     from difflab.run import Run
+    from difflab.training.sample_filter import ensure_filter
     from difflab.training.sample_grids import ShownClasses
 
     run = Run.load(run_dir, model_factory=model_factory)
     folder = run.folder
     plot_loss(folder.read_metrics(), folder.sub("plots", "loss.png"))
     todo = plan(run, evaluate=evaluate)
+    why = ensure_filter(run, progress=progress)  # before the pictures: they are drawn through it
+    if why is not None and run.config.filter_keep and run.config.conditioning != "text" and run.spec.samplable:
+        todo.skipped["sample filter"] = why
     if run.spec.samplable:  # a single-step denoiser has nothing to sample (see `difflab edit denoise-ood`)
         view = ShownClasses.of(run)
         write_class_grid(view, folder.sub("samples", "final.png"))
