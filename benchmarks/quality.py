@@ -4,7 +4,7 @@
     python benchmarks/quality.py --train [--steps N]     # trains the default model first (`difflab train`)
     python benchmarks/quality.py RUN --rows '[{"steps": 10, "autoguidance": 4}]' --targets 0.9,2,0.8  # these rows only
 
-Each row samples n class-conditional images (n/10 per class, seed 0) and measures them with
+Each row samples n class-conditional images (n/10 per class, seed 0 or `--seed`) and measures them with
 `difflab.evaluation.quality.QualityProbe`: judge accuracy and confidence, judge-space FD against a fixed
 set of 2,000 real train images divided by the real-vs-real floor (n other real images), KID,
 precision/recall (k = 3), mean within-class diversity (real: the floor's), NFE per image and images/s.
@@ -15,7 +15,8 @@ confidence, FD/floor and P/R, and the unconditional target (confidence >= 95%).
 
 Guidance rows: `cfg` classifier-free on every step; `cfg[lo,hi]` only where t/T lies in [lo, hi]
 (Kynkäänniemi et al. 2024); `cfg+r` with CFG rescale φ = 0.7 (Lin et al. 2024); `auto` autoguidance by the
-run's guide network (an early EMA snapshot; Karras et al. 2024); `none` w = 1 (plain conditional).
+run's guide network (an early EMA snapshot; Karras et al. 2024); `none` w = 1 (plain conditional); `+filter`: the
+run's filter classifier draws again the images it rejects (`sampling/filter.py`; NFE counts the redraws).
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ from difflab.evaluation.quality import QualityProbe
 from difflab.precision import cpu_has_native_bf16
 from difflab.run import Run
 from difflab.sampling import Condition, class_labels
+from difflab.sampling.filter import Redraws
 
 FULL, HIGH, MID = (0.0, 1.0), (0.5, 1.0), (0.2, 0.7)
+REDRAWS = 3  # the filter rows: TrainConfig's default
 
 
 def grid(run: Run, quick: bool, only: list[dict] | None = None) -> list[dict]:
     """Overrides of the run's sampler, one per row: its default first, then each guidance method at a few
     strengths on the run's solver, then more solver steps at the default guidance."""
-    cfg = {"guidance_method": "cfg", "guidance_rescale": 0.0, "autoguidance": 1.0}  # CFG alone
+    cfg = {"guidance_method": "cfg", "guidance_rescale": 0.0, "autoguidance": 1.0, "redraws": 0}  # CFG alone, no filter
     rows = [{}, {**cfg, "guidance": 1.0}]
     if only is not None:  # --rows: the default and these (Sampler overrides of the run's own sampler)
         return unique_default_first(run, [{}, *only])
@@ -54,6 +57,9 @@ def grid(run: Run, quick: bool, only: list[dict] | None = None) -> list[dict]:
         both = ((1.6, 3.0),) if quick else ((1.4, 3.0), (1.6, 2.0), (1.6, 3.0), (2.0, 3.0))
         rows += [{**cfg, "guidance": w, "guidance_interval": HIGH, "autoguidance": a}  # CFG + autoguidance on top
                  for w, a in both]
+    if run.filter is not None:  # the filter on the high-noise CFG row: what it buys at each strength
+        rows += [{**cfg, "guidance": w, "guidance_interval": HIGH, "redraws": REDRAWS}
+                 for w in ((1.0, 1.3) if quick else (1.0, 1.3, 1.5, 2.0))]
     if not quick:
         rows += [{"solver": "dpm++", "steps": 20}, {"solver": "ddim", "steps": 50}]
     return unique_default_first(run, rows)
@@ -63,8 +69,21 @@ def unconditional_grid(run: Run, quick: bool) -> list[dict]:
     """An unconditional model has nothing to guide towards: its rows are autoguidance strengths (CFG's `w` does
     nothing there) and more solver steps."""
     strengths = (1.0, 3.0) if quick else (1.0, 2.0, 3.0, 5.0)
-    rows = [{}] + [{"autoguidance": a} for a in strengths] + ([] if quick else [{"steps": 20}])
+    rows = [{}] + [{"autoguidance": a, "redraws": 0} for a in strengths] + ([] if quick else [{"steps": 20}])
+    if run.filter is not None:
+        rows += [{"autoguidance": a, "redraws": REDRAWS} for a in strengths]
     return unique_default_first(run, rows)
+
+
+def null_rows(run: Run) -> list[tuple[str, dict, bool]]:
+    """The null branch (a class model's unconditional samples): plain, with autoguidance, with the filter, both;
+    `(name, Sampler overrides, whether the run has what it needs)`."""
+    plain = {"guidance_method": "cfg", "guidance": 1.0, "autoguidance": 1.0, "redraws": 0}
+    auto = {"guidance_method": "auto", "guidance": 5.0, "guidance_interval": FULL, "redraws": 0}
+    has_guide, has_filter = run.guide is not None, run.filter is not None
+    return [("null branch", plain, True), ("null branch, auto 5", auto, has_guide),
+            ("null branch, filter", {**plain, "redraws": REDRAWS}, has_filter),
+            ("null branch, auto 5 + filter", {**auto, "redraws": REDRAWS}, has_guide and has_filter)]
 
 
 def unique_default_first(run: Run, rows: list[dict]) -> list[dict]:
@@ -78,12 +97,14 @@ def unique_default_first(run: Run, rows: list[dict]) -> list[dict]:
     return sorted(unique, key=lambda r: run.sampler(**r) != default)  # stable: the default row first
 
 
-def label(s) -> str:
-    """"cfg[0.5,1]+auto3": the method and its interval, CFG rescale, autoguidance on top; "none" for neither."""
+def label(s, filtered: bool = False) -> str:
+    """"cfg[0.5,1]+auto3+filter": the method and its interval, CFG rescale, autoguidance on top, the filter;
+    "none" for none of them."""
     lo, hi = s.guidance_interval
     name = "" if s.guidance == 1.0 else s.guidance_method + ("" if (lo, hi) == FULL else f"[{lo:g},{hi:g}]")
     name += f"+r{s.guidance_rescale:g}" if s.guidance_rescale and s.guidance != 1.0 else ""
     name += f"+auto{s.autoguidance:g}" if s.autoguidance != 1 else ""
+    name += "+filter" if filtered else ""
     return name.lstrip("+") or "none"
 
 
@@ -94,21 +115,25 @@ def nfe(s, num_timesteps: int) -> int:
     return sum((2 if guidance.active(torch.tensor([t])) else 1) + extra for t in s.timesteps(num_timesteps))
 
 
-def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels) -> dict:
-    s = run.sampler(**settings)
+def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels, seed: int = 0) -> dict:
+    s = run.sampler(**settings, seed=seed)
+    filtering = run.filter if s.redraws else None
+    tally = Redraws()
     started = time.perf_counter()
-    images = s.generate(run.model, run.alphas_cumprod, cond, guide=run.guide if s.needs_guide else None)
+    images = s.generate(run.model, run.alphas_cumprod, cond, guide=run.guide if s.needs_guide else None,
+                        filter=filtering, tally=tally)
     seconds = time.perf_counter() - started
     r = probe.measure(images, labels)
     ran = s if cond.kind != "none" else s.replace(guidance=1.0)  # no class to guide towards: CFG never runs
-    return {"solver": s.solver, "steps": s.steps, "method": label(ran), "w": ran.guidance, **r,
-            "nfe": nfe(ran, len(run.alphas_cumprod)), "img_per_s": len(images) / seconds,
-            "default": s == run.sampler()}
+    per_draw = nfe(ran, len(run.alphas_cumprod))
+    return {"solver": s.solver, "steps": s.steps, "method": label(ran, filtering is not None), "w": ran.guidance, **r,
+            "nfe": round(per_draw * (1 + tally.draws / len(images)), 1), "redrawn": tally.redrawn,
+            "img_per_s": len(images) / seconds, "default": s == run.sampler(seed=seed)}
 
 
-def header(run: Run, n: int, kind: str = "") -> str:
+def header(run: Run, n: int, kind: str = "", seed: int = 0) -> str:
     last = (run.folder.read_metrics() or [{}])[-1]
-    return (f"run {run.path}{kind}: {last.get('step', '?')} steps; n = {n}; this CPU "
+    return (f"run {run.path}{kind}: {last.get('step', '?')} steps; n = {n}, seed {seed}; this CPU "
             f"{'has' if cpu_has_native_bf16() else 'lacks'} native bf16")
 
 
@@ -185,6 +210,7 @@ def main() -> None:
     p.add_argument("--train", action="store_true", help="train the default model first (`difflab train`)")
     p.add_argument("--steps", type=int, help="with --train: the step budget (default: difflab's)")
     p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0, help="the samples' seed (the reference set does not move)")
     p.add_argument("--quick", action="store_true", help="fewer rows")
     p.add_argument("--rows", type=json.loads, help="JSON list of Sampler overrides: measure the default and these only")
     p.add_argument("--targets", default="0.99,1.5,0.8", help="accuracy >=, FD/floor <=, recall >= for the default row")
@@ -202,25 +228,23 @@ def main() -> None:
     cond = Condition.classes(labels, run.num_classes)
     rows = []
     for settings in grid(run, args.quick, args.rows):
-        rows.append(measure(run, probe, settings, cond, labels))
+        rows.append(measure(run, probe, settings, cond, labels, args.seed))
         print(f"  {rows[-1]['method']:>14} w={rows[-1]['w']:<4g} acc {rows[-1]['accuracy']:.3f} "
               f"FD/floor {rows[-1]['fd_ratio']:.2f} recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
     null = Condition(torch.full((args.n,), run.num_classes), run.num_classes)  # the null class: unconditional samples
-    uncond = measure(run, probe, {"guidance": 1.0, "autoguidance": 1.0}, null, None)
-    uncond["method"] = "null branch"
-    auto_null = None
-    if run.guide is not None:
-        auto_null = measure(run, probe, {"guidance_method": "auto", "guidance": 2.0, "guidance_interval": FULL}, null, None)
-        auto_null["method"] = "null branch, auto"
-    print(header(run, args.n))
+    nulls = []
+    for name, settings, needs in null_rows(run):
+        if needs:
+            nulls.append({**measure(run, probe, settings, null, None, args.seed), "method": name})
+    print(header(run, args.n, seed=args.seed))
     print(table(rows))
-    for u in (uncond, auto_null):
-        if u is not None:
-            print(f"{u['method']}: confidence {u['confidence']:.3f}, FD/floor {u['fd_ratio']:.2f}, recall {u['recall']:.3f}")
-    best_null = max((u for u in (uncond, auto_null) if u), key=lambda u: u["confidence"])
+    for u in nulls:
+        print(f"{u['method']}: confidence {u['confidence']:.3f}, FD/floor {u['fd_ratio']:.2f}, recall {u['recall']:.3f}, "
+              f"NFE {u['nfe']:g}")
+    best_null = max(nulls, key=lambda u: u["confidence"])
     print("\n".join(targets(rows, best_null, goal)))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "null": [uncond, auto_null]}, indent=1, default=str))
+        Path(args.json).write_text(json.dumps({"rows": rows, "null": nulls}, indent=1, default=str))
     if args.plot:
         plot(rows, Path(args.plot))
         print(f"wrote {args.plot}")
@@ -232,10 +256,10 @@ def unconditional(run: Run, probe: QualityProbe, args) -> None:
     cond = Condition.unconditional(args.n)
     rows = []
     for settings in unconditional_grid(run, args.quick):
-        rows.append(measure(run, probe, settings, cond, None))
+        rows.append(measure(run, probe, settings, cond, None, args.seed))
         print(f"  {rows[-1]['method']:>14} {rows[-1]['solver']} {rows[-1]['steps']}: confidence "
               f"{rows[-1]['confidence']:.3f} FD/floor {rows[-1]['fd_ratio']:.2f}", file=sys.stderr, flush=True)
-    print(header(run, args.n, " (unconditional)"))
+    print(header(run, args.n, " (unconditional)", args.seed))
     print(table(rows))
     d = next(r for r in rows if r["default"])
     print(f"default sampler ({d['method']}): confidence {d['confidence']:.3f} (>= 0.95; real images: "
