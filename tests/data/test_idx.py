@@ -156,6 +156,17 @@ def test_download_failure_is_one_line(http_dir, monkeypatch, server):
     assert "\n" not in message and ("404" in message if server == "404" else True)
 
 
+def test_fashion_mnist_not_found_names_the_debian_package(http_dir, monkeypatch):
+    """Offline and without the Debian package, the fix names the package that puts the files in place."""
+    monkeypatch.setenv("DIFFLAB_MIRROR_FASHION_MNIST", http_dir[0] + "/nothing-here")
+    monkeypatch.setattr("difflab.data.idx.SYSTEM_DIRS", {"fashion-mnist": ()})
+    with pytest.raises(UserError) as err:
+        load_dataset("fashion-mnist", split="test")
+    message = str(err.value)
+    assert "download failed (" in message and "`apt-get install dataset-fashion-mnist`" in message
+    assert "--dataset mnist5k" in message and "\n" not in message
+
+
 @pytest.mark.skipif(not FASHION_SYSTEM_DIR.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
 def test_fashion_mnist_from_debian_package():
     ds = load_dataset("fashion-mnist", split="test", download=False)

@@ -160,6 +160,20 @@ def test_a_damaged_filter_is_one_line_with_both_ways_out(tiny_run, tmp_path):
     assert Run.load(copy).sample([1], steps=2).shape == (1, 1, 28, 28)
 
 
+def test_resuming_a_finished_run_trains_its_lost_filter_again(tiny_run, tmp_path):
+    """The fix the damaged-filter message gives works: delete the two files, resume, the filter is back."""
+    import difflab
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run.path, copy)
+    (copy / "filter.json").unlink()
+    (copy / "filter.safetensors").unlink()
+    assert Run.load(copy).filter is None
+    difflab.train(resume=copy, progress=False, evaluate=False)
+    assert json.loads((copy / "filter.json").read_text()) == json.loads((tiny_run.path / "filter.json").read_text())
+    assert (copy / "filter.safetensors").read_bytes() == (tiny_run.path / "filter.safetensors").read_bytes()  # cached
+
+
 def test_difflab_sample_says_what_the_filter_redrew(tiny_run, tmp_path, capsys):
     from difflab.cli import main
 

@@ -62,7 +62,8 @@ MD5 = {  # of the official .gz files; checked only when downloading from the off
         "t10k-labels-idx1-ubyte": "7320c461ea6c1c855c0b718fb2a4b134",
     },
 }
-SYSTEM_DIRS = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),)}  # Debian package
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # where `apt-get install dataset-fashion-mnist` puts it
+SYSTEM_DIRS = {"fashion-mnist": (FASHION_DEBIAN,)}
 EMNIST_ZIP_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 IDX_DTYPES = {0x08: np.uint8}  # the only type the MNIST family uses
 FIX_DAMAGED = "fix: delete it (difflab downloads it again) or replace it with a good copy"
@@ -199,6 +200,8 @@ def _fetch(name: str, stems: tuple[str, str], dirs: list[Path], download: bool) 
             if _find(cache, stem) is None:
                 fetch_url(f"{base.rstrip('/')}/{stem}.gz", cache / f"{stem}.gz", expected_md5=checksums.get(stem))
     except DownloadError as err:
-        raise UserError(f"{name}: files not found in {where} and download failed ({err.reason}); fix: use "
+        debian = ("`apt-get install dataset-fashion-mnist` (Debian/Ubuntu: offline, into "
+                  f"{FASHION_DEBIAN}), " if name == "fashion-mnist" else "")
+        raise UserError(f"{name}: files not found in {where} and download failed ({err.reason}); fix: {debian}use "
                         "--dataset mnist5k (works offline) or pass --data-dir DIR holding the IDX files") from None
     return _find(cache, stems[0]), _find(cache, stems[1])  # type: ignore[return-value]
