@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from difflab.data import load_dataset
 from difflab.evaluation.judge import fit, shift_augment
 from difflab.evaluation.quality import QualityProbe
+from difflab.nn.judge import class_probabilities
 from difflab.precision import cpu_has_native_bf16
 from difflab.run import Run
 from difflab.sampling import class_labels
@@ -64,10 +65,8 @@ def train_second(train, epochs: int) -> SecondNet:
     return net.eval()
 
 
-@torch.no_grad()
 def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    predicted = torch.cat([net(b.float()).argmax(1) for b in images.split(250)])
-    return float((predicted == labels).float().mean())
+    return float((class_probabilities(net, images.float(), 250).argmax(1) == labels).float().mean())
 
 
 def main() -> None:

@@ -142,7 +142,7 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
     s = run.sampler(seed=seed, **settings)
     result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, guidance_method=s.guidance_method,
                   guidance_interval=list(s.guidance_interval), autoguidance=s.autoguidance, seed=seed,
-                  redraws=s.redraws if tally.images else 0, redrawn=tally.redrawn, kept_unsure=tally.kept_unsure,
+                  **tally.record(s.redraws),
                   sampling_seconds=round(time.monotonic() - started, 2))
     name = name or f"{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
     run.folder.write_eval(name, result)

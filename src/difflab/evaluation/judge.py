@@ -18,7 +18,7 @@ from difflab import progress
 from difflab.data import ImageDataset, load_dataset
 from difflab.data.nouns import noun
 from difflab.evaluation.cached import load_or_train
-from difflab.nn.judge import JudgeNet
+from difflab.nn.judge import JudgeNet, class_probabilities
 from difflab.paths import cache_dir
 
 BATCH = 32  # images per judge forward, in float64 (im2col buffers grow with it): 1,000 made `difflab evaluate` peak at 2.8 GB, 250 at 1.43 GB
@@ -34,11 +34,9 @@ class Judge:
     accuracy: float  # on the held-out real split
     dataset: str
 
-    @torch.no_grad()
     def probabilities(self, images: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
         """`(N, C, H, W)` → softmax `(N, num_classes)`."""
-        self.net.eval()
-        return torch.cat([F.softmax(self.net(b), dim=1) for b in images.split(batch_size)])
+        return class_probabilities(self.net, images, batch_size)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:

@@ -281,8 +281,7 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
                                                       "guidance_method": s.guidance_method,
                                                       "guidance_interval": list(s.guidance_interval),
                                                       "autoguidance": s.autoguidance, "eta": s.eta,
-                                                      "redraws": s.redraws if tally.images else 0,
-                                                      "redrawn": tally.redrawn, "kept_unsure": tally.kept_unsure},
+                                                      **tally.record(s.redraws)},
                 "seeds": {"sampling": seed, "evaluation": config.seed},
                 "sampling_seconds": round(time.monotonic() - started, 2)}
         name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"

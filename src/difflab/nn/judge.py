@@ -7,6 +7,7 @@ dimension stays alive (tests/evaluation check it on real digits)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -38,3 +39,12 @@ class JudgeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
+
+
+@torch.no_grad()
+def class_probabilities(net: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`(N, C, H, W)` → softmax `(N, num_classes)` of any classifier, in batches, without a graph: the judge's and
+    the sample filter's."""
+    net.eval()
+    return torch.cat([F.softmax(net(b), dim=1) for b in images.split(batch_size)])
+

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from difflab.errors import UserError
+from difflab.nn.judge import class_probabilities
 
 FILTER_SEED = 1  # the judge trains with seed 0: another seed, so the filter is not the yardstick
 FILTER_STEPS = 300  # optimizer steps of its training: mnist5k gets the judge's 8 epochs, 60k sets 1 (minutes)
@@ -39,21 +39,22 @@ class SampleFilter:
     keep: float  # the fraction of held-out real images that pass it
     accuracy: float  # on the held-out real split
 
-    @torch.no_grad()
     def scores(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """`(N,)`: the probability of each image's asked class, or of its likeliest class where none was asked
         (`labels` None, or the null class id of CFG's unconditional branch)."""
-        self.net.eval()
-        probs = torch.cat([F.softmax(self.net(b.float()), dim=1) for b in images.split(BATCH)])
-        likeliest = probs.max(1).values
-        if labels is None:
-            return likeliest
-        labels = labels.to(probs.device)
-        asked = labels < probs.shape[1]
-        return torch.where(asked, probs[torch.arange(len(labels)), labels.clamp(max=probs.shape[1] - 1)], likeliest)
+        return _asked_or_likeliest(class_probabilities(self.net, images.float(), BATCH), labels)
 
     def meta(self) -> dict:
         return {"model": self.net.config, "threshold": self.threshold, "keep": self.keep, "accuracy": self.accuracy}
+
+
+def _asked_or_likeliest(probs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    likeliest = probs.max(1).values
+    if labels is None:
+        return likeliest
+    labels = labels.to(probs.device)
+    asked = labels < probs.shape[1]
+    return torch.where(asked, probs[torch.arange(len(labels)), labels.clamp(max=probs.shape[1] - 1)], likeliest)
 
 
 def train_filter(train, test, *, keep: float, progress: str | None = None) -> SampleFilter:
@@ -64,12 +65,11 @@ def train_filter(train, test, *, keep: float, progress: str | None = None) -> Sa
         raise UserError(f"--filter-keep must be in (0, 1) (0 turns the filter off), got {keep}")
     epochs = max(1, min(8, round(FILTER_STEPS * 128 / len(train))))
     net = train_judge(train, epochs=epochs, seed=FILTER_SEED, progress=progress)
-    made = SampleFilter(net, 0.0, keep, 0.0)
-    true = made.scores(test.images, test.labels)
-    made.accuracy = float((torch.cat([net(b) for b in test.images.split(BATCH)]).argmax(1) == test.labels)
-                          .float().mean()) if len(test) else 0.0
-    made.threshold = float(torch.quantile(true.double(), 1 - keep)) if len(true) else 0.5
-    return made
+    probs = class_probabilities(net, test.images.float(), BATCH)  # once: the accuracy and the threshold
+    accuracy = float((probs.argmax(1) == test.labels).float().mean()) if len(test) else 0.0
+    true = _asked_or_likeliest(probs, test.labels)
+    threshold = float(torch.quantile(true.double(), 1 - keep)) if len(true) else 0.5
+    return SampleFilter(net, threshold, keep, accuracy)
 
 
 def seeded_noise(seed: int, draw: int, index: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -91,6 +91,10 @@ class Redraws:
     redrawn: int = 0  # of those, drawn at least once more
     draws: int = 0  # every extra draw (an image redrawn twice counts 2): the extra sampling cost
     kept_unsure: int = 0  # still under the threshold after every redraw: the most recognisable draw is kept
+
+    def record(self, redraws: int) -> dict:
+        """What an evaluation JSON keeps of it: the sampler's `redraws` (0 where no filter looked) and the counts."""
+        return {"redraws": redraws if self.images else 0, "redrawn": self.redrawn, "kept_unsure": self.kept_unsure}
 
     def line(self) -> str:
         if not self.images:
