@@ -48,6 +48,58 @@ def test_mixed_modes_and_sizes(tmp_path):
     assert resized.images.shape == (7, 3, 4, 4)
 
 
+def test_transparency_is_laid_over_white_not_black(tmp_path):
+    root = _two_classes(tmp_path)
+    rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))  # fully transparent black...
+    rgba.paste((255, 0, 0, 255), (0, 0, 4, 8))  # ...beside opaque red
+    rgba.save(root / "cats" / "cutout.png")
+    gray_alpha = Image.new("LA", (8, 8), (0, 0))  # transparent black in a grayscale-with-alpha image
+    gray_alpha.save(root / "apes" / "cutout.png")
+    ds = load_image_folder(root)
+    assert ds.images.shape[1] == 3  # RGBA is colour
+    pixels = np.rint((ds.images.numpy() + 1) * 127.5).astype(int)  # apes 0, 1, cutout; cats 0, 1, 2, cutout
+    assert (pixels[2] == 255).all()  # the gray cutout: all white
+    red, clear = pixels[6][:, 1, 1], pixels[6][:, 1, 6]  # (C, H, W): left half red, right half transparent
+    assert red.tolist() == [255, 0, 0] and clear.tolist() == [255, 255, 255]
+
+
+def test_non_square_images_are_centre_cropped_not_stretched(tmp_path):
+    root = tmp_path / "wide"
+    strip = np.zeros((8, 24, 3), np.uint8)
+    strip[:, :8] = (255, 0, 0)
+    strip[:, 8:16] = (0, 255, 0)  # the centre third
+    strip[:, 16:] = (0, 0, 255)
+    for i in range(2):
+        (root / "only").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(strip).save(root / "only" / f"{i}.png")
+    ds = load_image_folder(root)
+    assert ds.images.shape == (2, 3, 8, 8)  # the shorter side of 24 x 8
+    pixels = np.rint((ds.images[0].numpy() + 1) * 127.5)
+    assert (pixels[1] == 255).all() and (pixels[0] == 0).all() and (pixels[2] == 0).all()  # only the green centre
+
+
+def test_large_photos_default_to_a_trainable_size(tmp_path):
+    root = tmp_path / "photos"
+    for i in range(2):
+        _png(root / "flowers" / f"{i}.jpg", 90, size=(500, 375), mode="RGB")
+    assert load_image_folder(root).images.shape == (2, 3, 64, 64)  # not 375 px: DEFAULT_MAX_SIDE
+    assert load_image_folder(root, image_size=128).images.shape == (2, 3, 128, 128)  # the user may go higher
+
+
+def test_an_unreadable_file_says_permission_not_damage(tmp_path, monkeypatch):
+    root = _two_classes(tmp_path)
+    real_open = Image.open
+
+    def guarded(path, *args, **kwargs):
+        if Path(path).name == "1.png" and Path(path).parent.name == "cats":
+            raise PermissionError(13, "Permission denied", str(path))  # what chmod 000 gives a non-root user
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", guarded)
+    with pytest.raises(UserError, match=r"cats/1\.png: not readable \(permission denied\); fix: `chmod a\+r`"):
+        load_image_folder(root)
+
+
 def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
     root = _two_classes(tmp_path)
     wide = np.array([[0, 65535], [32896, 1000]] * 4, dtype=np.uint16).repeat(4, axis=1)  # (8, 8)

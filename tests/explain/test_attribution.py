@@ -89,3 +89,15 @@ def test_unknown_target_and_method_name_the_fix(run):
         attribute(LeftHalf(), "lime", x, t, None)
     with pytest.raises(UserError, match="no layer named 'nope'"):
         attribute(scalar_output(run, "eps-proj", x, t, None, x), "grad-cam", x, t, None, layer="nope")
+
+
+def test_ink_is_what_differs_from_the_background_on_black_or_white():
+    from difflab.explain.attribution import ink_mask
+
+    digit = torch.full((1, 1, 8, 8), -1.0)
+    digit[..., 2:6, 3:5] = torch.tensor([0.5, -0.2]).repeat(4, 1)  # a stroke, one column of it darker than mid-grey
+    assert torch.equal(ink_mask(digit), (digit > 0).float())  # on black digits: the old `final > 0`
+    emoji = torch.ones(1, 3, 8, 8)  # white background
+    emoji[:, :, 2:6, 2:6] = torch.tensor([1.0, 0.6, -1.0]).view(3, 1, 1)  # a yellow glyph: blue channel far from white
+    mask = ink_mask(emoji)
+    assert mask.shape == emoji.shape and mask[0, :, 2:6, 2:6].eq(1).all() and mask.sum() == 3 * 16

@@ -98,6 +98,21 @@ def test_too_small_for_a_judge_is_a_reason_not_a_crash(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_one_class_folder_of_rgba_photos_trains_and_says_why_there_is_no_judge(tmp_path, capsys):
+    photos = tmp_path / "roses" / "rose"
+    photos.mkdir(parents=True)
+    for i in range(12):  # RGBA cut-outs of another aspect: laid over white and centre-cropped
+        Image.new("RGBA", (24, 16), (40 * (i % 6), 0, 90, 255 if i % 2 else 0)).save(photos / f"{i}.png")
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", f"folder:{tmp_path / 'roses'}", "--steps", "2", "--no-progress",
+                 "--channels", "8,16", "--batch-size", "4", "--sample-steps", "2", "--num-sample-grids", "0",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err and "has one class" in err
+    assert (out / "samples" / "final.png").is_file()
+    assert "one class" in (out / "eval" / "end_of_run.json").read_text()
+
+
 def test_a_three_image_folder_trains_and_finishes_with_the_judge_skipped(tmp_path, capsys):
     for label, shades in (("a", (0, 255)), ("b", (128,))):
         (tmp_path / "imgs" / label).mkdir(parents=True)

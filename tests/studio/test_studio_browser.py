@@ -115,7 +115,7 @@ def test_empty_canvas_says_so_then_a_drawn_stroke_is_sdedited(browser, served, s
     deadline = time.monotonic() + WAIT
     while "the canvas is empty" not in browser.find_element(By.TAG_NAME, "body").text and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert "the canvas is empty; fix: draw a digit" in browser.find_element(By.TAG_NAME, "body").text
+    assert "the canvas is empty; fix: draw on it" in browser.find_element(By.TAG_NAME, "body").text
     browser.find_element(By.CSS_SELECTOR, "#edit-canvas button[aria-label='Brush']").click()
     stroke = ActionChains(browser).move_to_element_with_offset(canvas, 0, -80).click_and_hold()
     for _ in range(4):

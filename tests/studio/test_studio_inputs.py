@@ -43,25 +43,36 @@ def stroke_canvas(size: int = 64) -> dict:
 
 
 def test_canvas_stroke_becomes_a_centred_mnist_like_one():
-    gray = inputs.canvas_gray(stroke_canvas())
-    assert gray.shape == (64, 64) and gray.max() == 1.0 and gray.min() == 0.0  # paper white, ink black
-    x = inputs.drawing_tensor(gray, (1, 28, 28))
+    picture = inputs.canvas_image(stroke_canvas())
+    assert picture.shape == (64, 64, 3) and picture.max() == 1.0 and picture.min() == 0.0  # paper white, ink black
+    x = inputs.drawing_tensor(picture, (1, 28, 28))
     assert x.shape == (1, 1, 28, 28) and x.min() == -1 and x.max() > 0.9
     ink = (x[0, 0] > 0).nonzero().float()
     assert abs(ink[:, 0].mean() - 13.5) < 2 and abs(ink[:, 1].mean() - 13.5) < 2  # centred by mass
-    assert torch.equal(inputs.drawing_tensor(gray, (3, 28, 28))[:, 0], x[:, 0])  # RGB models: the same in each channel
+
+
+def test_colour_models_get_the_picture_itself_cropped_not_mnist_like(tmp_path):
+    photo = np.zeros((40, 60, 3), np.uint8)
+    photo[:, 10:50] = (250, 200, 0)  # a yellow square in the centre of a wide black photo
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    x = inputs.drawing_tensor(inputs.read_upload(path), (3, 32, 32))
+    assert x.shape == (1, 3, 32, 32)  # colour kept, not one gray channel copied
+    assert torch.allclose(x[0, :, 16, 16], torch.tensor([250, 200, 0]) / 127.5 - 1, atol=0.02)  # the centre crop
+    drawn = inputs.drawing_tensor(inputs.canvas_image(stroke_canvas()), (3, 32, 32))
+    assert drawn[0, :, 0, 0].eq(1).all() and drawn[0, :, 16, 16].lt(-0.9).all()  # black stroke on white paper, in place
 
 
 @pytest.mark.parametrize("canvas", [None, {"composite": None}, {"composite": np.zeros((50, 50, 4), np.uint8)},
                                     {"composite": np.full((50, 50, 3), 255, np.uint8)}])
 def test_empty_canvas_says_so(canvas):
     with pytest.raises(UserError, match="the canvas is empty"):
-        inputs.drawing_tensor(inputs.canvas_gray(canvas), (1, 28, 28))
+        inputs.drawing_tensor(inputs.canvas_image(canvas), (1, 28, 28))
 
 
 def test_huge_canvas_is_refused():
     with pytest.raises(UserError, match="larger than 4096"):
-        inputs.canvas_gray({"composite": np.zeros((5000, 10), np.uint8)})
+        inputs.canvas_image({"composite": np.zeros((5000, 10), np.uint8)})
 
 
 def test_upload_not_an_image_and_huge_image(tmp_path):
@@ -75,7 +86,7 @@ def test_upload_not_an_image_and_huge_image(tmp_path):
         inputs.read_upload(huge)
     ok = tmp_path / "ok.png"
     Image.fromarray(np.full((10, 12), 255, np.uint8)).save(ok)
-    assert inputs.read_upload(ok).shape == (10, 12)
+    assert inputs.read_upload(ok).shape == (10, 12, 3)
 
 
 def mask_value(painted: np.ndarray) -> dict:

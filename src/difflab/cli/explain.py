@@ -30,18 +30,18 @@ def register(sub) -> None:
                      help="live: the x_t met while sampling; constant: the starting noise at every t (live)")
     att.add_argument("--target", choices=("eps-proj", "x0-ink"), default="eps-proj",
                      help="scalar explained: eps-proj = predicted noise on its own direction; "
-                          "x0-ink = mean predicted x0 on the final digit's ink (eps-proj)")
+                          "x0-ink = mean predicted x0 on the final image's ink (eps-proj)")
     att.add_argument("--layer", help="Grad-CAM layer, a named_modules() path (the last decoder convolution)")
     _times_and_label(att, ATTRIBUTE_TIMES)
     cls = _command(inner, "class-saliency", "where the class changes the noise estimate, along sampling", cmd_class)
     _times_and_label(cls, (999, 750, 500, 250, 100))
     ker = _command(inner, "kernels", "first-layer filters and a layer's activation maps", cmd_kernels, sampler=False)
     ker.add_argument("--layer", default="conv_in", help="layer whose activations are shown (conv_in)")
-    ker.add_argument("--label", type=number(int), help="class of the sampled input digit (7)")
-    ker.add_argument("--t", type=number(int), default=0, help="noise level of the input (0: the clean digit)")
+    ker.add_argument("--label", type=number(int), help="class of the sampled input image (7)")
+    ker.add_argument("--t", type=number(int), default=0, help="noise level of the input (0: the clean image)")
     ker.add_argument("--seed", type=number(int), default=0)
     ker.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    emg = _command(inner, "emergence", "when the digit appears: judge p(final class | x0) per step", cmd_emergence)
+    emg = _command(inner, "emergence", "when the picture appears: judge p(final class | x0) per step", cmd_emergence)
     emg.add_argument("--n", type=number(int), default=200, help="images, classes in turn (200)")
 
 

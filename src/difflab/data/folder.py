@@ -3,10 +3,13 @@
 Class names are the sub-folder names, sorted. Every image Pillow reads is accepted and brought to one
 mode and one size, so a folder mixing PNG and JPEG, or grayscale and colour, still loads:
 
-- mode: grayscale "L" if every image is grayscale (modes 1, L, LA, I, I;16, F), else "RGB"; alpha is
-  dropped; 16-bit samples (16-bit PNG/TIFF) are scaled to 8 bits (x 255/65535), not clipped;
-- size: `image_size` x `image_size` when given, else the most common size (the first image's on a
-  tie); images of another size are resized with Lanczos, aspect ratio not kept;
+- mode: grayscale "L" if every image is grayscale (modes 1, L, LA, I, I;16, F), else "RGB"; transparent
+  pixels (RGBA, LA, palette transparency) are laid over white, as the emoji set is, not left as whatever
+  colour they store (often black); 16-bit samples (16-bit PNG/TIFF) are scaled to 8 bits (x 255/65535), not clipped;
+- size: square, `image_size` x `image_size` when given, else the shorter side of the most common size (the
+  first image's on a tie) up to `DEFAULT_MAX_SIDE` (a folder of 500 x 375 photos trains at 64 px, not at a
+  size no CPU trains; `image_size` goes higher). Each image is centre-cropped to a square and resized
+  with Lanczos, so nothing is stretched;
 - EXIF orientation (phone photos) is applied first.
 
 A top-level `metadata.jsonl` (Hugging Face image-folder layout: one JSON object per line with `file_name`,
@@ -34,6 +37,8 @@ SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # how Pillow reads
 IGNORED_TOP_LEVEL = {"metadata.jsonl"}
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF values that swap width and height
+DEFAULT_MAX_SIDE = 64  # px: the largest side a folder trains at unless `image_size` says otherwise (the "64px" recipe)
+BACKGROUND = 255  # what transparent pixels are laid over: white
 
 
 def load_image_folder(path: str | Path, *, image_size: int | None = None) -> ImageDataset:
@@ -52,10 +57,16 @@ def load_image_folder(path: str | Path, *, image_size: int | None = None) -> Ima
         labels += [label] * len(class_files)
     probes = [_probe(f) for f in files]  # headers only: cheap, and every bad file is found up front
     mode = "L" if all(m in GRAY_MODES for m, _ in probes) else "RGB"
-    size = (image_size, image_size) if image_size else Counter(s for _, s in probes).most_common(1)[0][0]
-    pixels = np.stack([_load(f, mode, size) for f in files])  # (N, H, W) or (N, H, W, 3)
+    side = image_size or default_side([s for _, s in probes])
+    pixels = np.stack([_load(f, mode, side) for f in files])  # (N, S, S) or (N, S, S, 3)
     captions = read_captions(root, files)
     return from_uint8(pixels, labels, tuple(c.name for c in classes), root.name or "folder", captions)
+
+
+def default_side(sizes: list[tuple[int, int]]) -> int:
+    """The side a folder trains at when the user gave none: the most common size's shorter side, capped."""
+    width, height = Counter(sizes).most_common(1)[0][0]
+    return min(width, height, DEFAULT_MAX_SIDE)
 
 
 def read_captions(root: Path, files: list[Path]) -> tuple[str, ...] | None:
@@ -128,6 +139,9 @@ def _pillow_errors(path: Path):
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise UserError(f"{path}: too many pixels for a dataset image ({err}); fix: downscale it or "
                             "remove it") from None
+        except PermissionError:
+            raise UserError(f"{path}: not readable (permission denied); fix: `chmod a+r` it or remove it from "
+                            "the class folder") from None
         except UnidentifiedImageError:
             raise UserError(f"{path}: not an image Pillow can read; fix: remove it from the class folder or "
                             "convert it to PNG") from None
@@ -147,14 +161,26 @@ def _probe(path: Path) -> tuple[str, tuple[int, int]]:
         return img.mode, (width, height)
 
 
-def _load(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
-    """Pixels `(H, W)` for mode "L" or `(H, W, 3)` for "RGB", uint8, resized to `size` (W, H)."""
+def _load(path: Path, mode: str, side: int) -> np.ndarray:
+    """Pixels `(side, side)` for mode "L" or `(side, side, 3)` for "RGB", uint8: centre-cropped to a square,
+    resized, transparency over white."""
     with _pillow_errors(path), Image.open(path) as opened:
         img = ImageOps.exif_transpose(opened)
         if img.mode in SIXTEEN_BIT_MODES:
             wide = np.asarray(img).astype(np.float32)  # (H, W) 0..65535
             img = Image.fromarray(np.rint(np.clip(wide, 0, 65535) * (255 / 65535)).astype(np.uint8))
-        img = img.convert(mode)
-        if img.size != size:
-            img = img.resize(size, Image.Resampling.LANCZOS)
+        img = _over_white(img).convert(mode)
+        if img.size != (side, side):
+            img = ImageOps.fit(img, (side, side), Image.Resampling.LANCZOS)  # centre crop, then resize
         return np.asarray(img)
+
+
+def _over_white(img: Image.Image) -> Image.Image:
+    """`img` with any transparency laid over white (RGBA, LA, or a palette/RGB image with a transparent colour)."""
+    if img.mode == "P" or "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode not in ("RGBA", "LA", "La", "RGBa", "PA"):
+        return img
+    rgba = img.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, (BACKGROUND,) * 3 + (255,))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")

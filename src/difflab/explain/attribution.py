@@ -5,8 +5,9 @@ The network outputs an image, so each method explains one *scalar* per image (ch
 - `eps-proj`: the projection of the predicted noise ε̂(x, t, c) on its own unit direction at the
   explained input, ⟨ε̂(x), u⟩ with u = ε̂(x*)/‖ε̂(x*)‖ held fixed — "how much of what the model calls
   noise does each pixel drive";
-- `x0-ink`: the mean predicted clean image x̂₀(x, t, c) over the pixels where the final digit has ink
-  (> 0) — "which input pixels make the digit's strokes bright".
+- `x0-ink`: the mean predicted clean image x̂₀(x, t, c) over the final image's ink (`ink_mask`: pixels
+  far from its background — a digit's strokes, an emoji's glyph on white) — "which input pixels draw the
+  picture".
 
 Both are linear read-outs of the output, so integrated gradients (Sundararajan et al. 2017) satisfies
 completeness exactly up to the quadrature error that Captum reports as the convergence delta.
@@ -31,6 +32,8 @@ from difflab.explain.trajectories import cond_values, find_module
 
 TARGETS = ("eps-proj", "x0-ink")
 BASELINE = -1.0  # integrated gradients start from the blank (black) canvas
+INK = 1.0  # a pixel is ink when some channel lies more than this from the background (half of [-1, 1]): on
+# black-background digits exactly the old `final > 0`
 METHODS = ("saliency", "integrated-gradients", "grad-cam")
 
 
@@ -66,11 +69,20 @@ def scalar_output(run, target: str, x: torch.Tensor, t: torch.Tensor, cond, fina
         raise UserError(f"--target {target!r} is unknown; fix: use one of {', '.join(TARGETS)}")
     abar = run.alphas_cumprod.to(x.device)
     if target == "x0-ink":
-        reference = (final > 0).float()  # (B, C, H, W) where the digit ends up
+        reference = ink_mask(final)  # (B, C, H, W) where the picture ends up
     else:
         eps = to_eps(run.spec.prediction, run.model(x, t, cond), x, t, abar)
         reference = eps / eps.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
     return ScalarOutput(run.model, run.spec.prediction, abar, target, reference)
+
+
+def ink_mask(final: torch.Tensor) -> torch.Tensor:
+    """`(B, C, H, W)` 1 where a finished image differs from its own background, else 0. The background is the
+    per-channel median of the image's border, so white-on-black digits and emoji on white both work."""
+    border = torch.cat([final[..., 0, :], final[..., -1, :], final[..., :, 0], final[..., :, -1]], dim=-1)
+    background = border.median(dim=-1).values[..., None, None]  # (B, C, 1, 1)
+    drawn = (final - background).abs().amax(dim=1, keepdim=True) > INK  # (B, 1, H, W)
+    return drawn.float().expand_as(final).contiguous()
 
 
 def attribute(f, method: str, x: torch.Tensor, t: torch.Tensor, cond, *, layer: str | None = None,

@@ -15,7 +15,7 @@ import torch
 from difflab import progress
 from difflab.diffusion import to_eps
 from difflab.errors import UserError
-from difflab.explain.attribution import attribute, completeness
+from difflab.explain.attribution import attribute, completeness, ink_mask
 from difflab.explain.trajectories import cond_values
 from difflab.sampling import null_of
 
@@ -50,7 +50,7 @@ def class_saliency(run, traj, *, ig_steps: int = 64) -> list[dict]:
     device = next(run.model.parameters()).device
     g = GuidanceDirection(run.model, run.spec.prediction, run.alphas_cumprod.to(device), run.spec.num_classes)
     cond = cond_values(run, traj.labels[:1], device)  # a text run: the class's first caption
-    ink = (traj.final[:1] > 0).float()  # (1, C, H, W) where the digit ends up
+    ink = ink_mask(traj.final[:1])  # (1, C, H, W) where the picture ends up
     rows = []
     shown = progress.bar(len(traj.actual), "explain: class saliency", unit="step")
     for asked, t in zip(traj.requested, traj.actual):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.data.nouns import noun
 from difflab.errors import UserError
 from difflab.explain import figures
 from difflab.run import files
@@ -154,7 +155,7 @@ def explain_class_saliency(run, out: Path, *, timesteps=(999, 750, 500, 250, 100
 
 def explain_kernels(run, out: Path, *, layer: str = "conv_in", label: int | None = None, t: int = 0,
                     seed: int = 0) -> Explained:
-    """First-layer filters and `layer`'s activation maps on a sampled digit noised to `t`."""
+    """First-layer filters and `layer`'s activation maps on a sampled image noised to `t`."""
     from difflab.explain import kernels
 
     labels = pick_label(run, label)
@@ -171,7 +172,7 @@ def explain_kernels(run, out: Path, *, layer: str = "conv_in", label: int | None
 
 
 def explain_emergence(run, out: Path, *, n: int = 200, seed: int = 0, settings: dict | None = None) -> Explained:
-    """When the digit appears: the judge's p(final class | x̂₀) after every sampler step."""
+    """When the picture appears: the judge's p(final class | x̂₀) after every sampler step."""
     from difflab.evaluation import load_judge
     from difflab.explain import emergence
 
@@ -181,7 +182,8 @@ def explain_emergence(run, out: Path, *, n: int = 200, seed: int = 0, settings: 
     result = emergence.emergence(run, judge, n=n, seed=seed, settings=info["settings"])
     chosen = run.sampler(**info["settings"])
     sampler = f"{chosen.solver} {chosen.steps} steps, guidance {chosen.guidance:g}"
-    png = figures.plot_emergence(result, run.class_names, out / "emergence.png", sampler=sampler)
+    png = figures.plot_emergence(result, run.class_names, out / "emergence.png", sampler=sampler,
+                                 noun=noun(c.dataset, singular=True))
     return write_numbers(out, "emergence", dict(seed=seed, judge_accuracy=judge.accuracy, **info, **result), [png])
 
 

@@ -110,7 +110,7 @@ def plot_overlays(columns: list[str], rows: list[tuple[str, list, list]], title:
     return _save(fig, path)
 
 
-def plot_emergence(result: dict, class_names, path: Path, *, sampler: str = "") -> Path:
+def plot_emergence(result: dict, class_names, path: Path, *, sampler: str = "", noun: str = "image") -> Path:
     """Mean p(final class | x̂₀) against the fraction of steps done, per class and overall."""
     x = np.array(result["step_fraction"])
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
@@ -128,7 +128,7 @@ def plot_emergence(result: dict, class_names, path: Path, *, sampler: str = "") 
     secondary.set_xticks(x, [str(t) for t in result["timesteps"]], fontsize=7)
     secondary.set_xlabel("timestep t of the step")
     ax.set(xlabel="fraction of sampling steps done", ylabel="judge p(final class | x̂₀)", ylim=(0, 1.02),
-           title=f"When the digit appears ({result['n']} samples{', ' + sampler if sampler else ''})")
+           title=f"When the {noun} appears ({result['n']} samples{', ' + sampler if sampler else ''})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     return _save(fig, path)

@@ -110,7 +110,7 @@ def edit_tab(page: Page) -> None:
     x = gr.State(None)  # the model input the mask is painted on
     with gr.Row():
         with gr.Column():
-            canvas = gr.Sketchpad(label="draw a digit", type="numpy", image_mode="RGBA", canvas_size=(280, 280),
+            canvas = gr.Sketchpad(label="draw here (dark on white)", type="numpy", image_mode="RGBA", canvas_size=(280, 280),
                                   brush=gr.Brush(colors=["#000000"], default_size=18, color_mode="fixed"),
                                   elem_id="edit-canvas")
             upload = gr.File(label="or upload an image (used instead of the canvas)", type="filepath",

@@ -81,8 +81,8 @@ class Page:
     # --- Edit ----------------------------------------------------------------------------------
     def model_input(self, canvas, upload) -> torch.Tensor:
         """The drawing (an uploaded file wins over the canvas) as the model's input `(1, C, H, W)`."""
-        gray = inputs.read_upload(upload) if upload else inputs.canvas_gray(canvas)
-        return inputs.drawing_tensor(gray, self.run.spec.image_shape)
+        picture = inputs.read_upload(upload) if upload else inputs.canvas_image(canvas)
+        return inputs.drawing_tensor(picture, self.run.spec.image_shape)
 
     def mask_background(self, x: torch.Tensor) -> dict:
         """The mask editor's value: the model input enlarged as its background, nothing painted."""

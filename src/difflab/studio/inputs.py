@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from difflab.edit.preprocess import mnist_like, to_ink
 from difflab.errors import UserError
@@ -58,18 +58,20 @@ def check_side(width: int, height: int, what: str) -> None:
 
 
 def read_upload(path: str | Path) -> np.ndarray:
-    """An uploaded file as `(H, W)` gray in [0, 1]: refused before decoding when not an image or too large."""
+    """An uploaded file as `(H, W, 3)` RGB in [0, 1], transparency on white: refused before decoding when not
+    an image or too large."""
     name = Path(path).name
     try:
         with Image.open(path) as image:
             check_side(*image.size, f"upload {name}")
-            return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+            rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
         raise UserError(f"{name} is not a readable image ({type(err).__name__}); fix: upload a PNG or JPG") from None
+    return _on_white(rgba)
 
 
-def canvas_gray(value) -> np.ndarray | None:
-    """A sketch canvas (Gradio's `{"composite": (H, W[, C])}` or an array) as `(H, W)` gray in [0, 1],
+def canvas_image(value) -> np.ndarray | None:
+    """A sketch canvas (Gradio's `{"composite": (H, W[, C])}` or an array) as `(H, W, 3)` RGB in [0, 1],
     transparent pixels on white; None when there is no canvas at all."""
     image = value.get("composite") if isinstance(value, dict) else value
     if image is None:
@@ -77,21 +79,30 @@ def canvas_gray(value) -> np.ndarray | None:
     a = np.asarray(image, dtype=np.float64) / 255.0
     check_side(a.shape[1], a.shape[0], "the canvas")
     if a.ndim == 2:
-        return a
-    gray = a[..., :3].mean(-1) if a.shape[-1] >= 3 else a[..., 0]
-    if a.shape[-1] in (2, 4):  # alpha: paint over white paper
-        alpha = a[..., -1]
-        gray = gray * alpha + (1 - alpha)
-    return gray
+        return np.repeat(a[..., None], 3, axis=-1)
+    if a.shape[-1] in (1, 2):  # gray, gray + alpha
+        a = np.concatenate([np.repeat(a[..., :1], 3, axis=-1), a[..., 1:]], axis=-1)
+    return _on_white(a) if a.shape[-1] == 4 else a[..., :3]
 
 
-def drawing_tensor(gray: np.ndarray | None, image_shape: tuple[int, int, int]) -> torch.Tensor:
-    """A drawing or photo → the model's input `(1, C, H, W)` in [-1, 1], made MNIST-like (`edit.preprocess`)."""
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """`(H, W, 4)` → `(H, W, 3)`: paint over white paper."""
+    alpha = rgba[..., 3:]
+    return rgba[..., :3] * alpha + (1 - alpha)
+
+
+def drawing_tensor(rgb: np.ndarray | None, image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """A drawing or photo `(H, W, 3)` → the model's input `(1, C, H, W)` in [-1, 1]. Gray models (the digits,
+    garments and letters, all white on black) get it MNIST-like (`edit.preprocess`: ink centred in a box);
+    colour models get the picture itself, centre-cropped to a square and resized, as a folder's photos are."""
     c, _, size = image_shape
-    if gray is None or gray.size == 0 or np.ptp(gray) < 0.1:
-        raise UserError("the canvas is empty; fix: draw a digit (or upload an image) first")
-    x = mnist_like(to_ink(gray), size=size, box=round(size * 20 / 28))  # (1, 1, size, size)
-    return x.expand(1, c, size, size).clone()
+    if rgb is None or rgb.size == 0 or np.ptp(rgb) < 0.1:
+        raise UserError("the canvas is empty; fix: draw on it (or upload an image) first")
+    if c == 1:
+        return mnist_like(to_ink(rgb.mean(-1)), size=size, box=round(size * 20 / 28))  # (1, 1, size, size)
+    picture = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    square = np.asarray(ImageOps.fit(picture, (size, size), Image.Resampling.LANCZOS), dtype=np.float32)
+    return torch.from_numpy(square / 127.5 - 1).permute(2, 0, 1)[None].contiguous()  # (1, 3, size, size)
 
 
 def painted_mask(value, size: int) -> torch.Tensor:
@@ -118,5 +129,5 @@ def _paint(layer) -> np.ndarray:
     return (a.reshape(*a.shape[:2], -1).max(-1) > 0).astype(np.float64)
 
 
-__all__ = ["EVERY_CLASS", "MAX_SAMPLES", "MAX_SIDE", "UNCONDITIONAL", "canvas_gray", "class_choices", "drawing_tensor",
+__all__ = ["EVERY_CLASS", "MAX_SAMPLES", "MAX_SIDE", "UNCONDITIONAL", "canvas_image", "class_choices", "drawing_tensor",
            "number", "painted_mask", "parse_class", "read_upload"]
