@@ -1,5 +1,6 @@
 """The work every finished run gets (loss plot, final grid, trajectory, judge figure, guidance sweep, report),
-scaled to its data.
+scaled to its data; a run trained on per-image captions (emoji, a folder with metadata.jsonl) also gets its
+prompts evaluated: judge accuracy and caption retrieval on trained and held-out captions.
 
 Why a plan: a dataset of 3 images cannot train a judge, and one of 10,000 classes would make a grid of
 100,000 samples. So the amounts are bounded here (grids show at most `GRID_CLASSES` classes, the judge
@@ -22,6 +23,8 @@ JUDGE_PER_CLASS = 100
 SWEEP_CLASSES = 200  # the sweep draws every class at every strength: beyond this it is skipped
 SWEEP_IMAGES = 200  # per strength (20 per class for 10 classes)
 SWEEP_PER_CLASS = 20  # report/guidance.py: guidance_sweep's default
+PROMPTS_PER_PROMPT = 10  # samples per caption at the end of a caption run (emoji: 2 sets x 45 captions -> 900)
+PROMPTS_MAX_CLASSES = 20  # 5+ captions per class per set: beyond this many classes, `difflab evaluate --prompts`
 EVAL_NAME = "end_of_run"  # RUN/eval/end_of_run.json: what was scaled or skipped, and why
 
 
@@ -33,6 +36,7 @@ class Plan:
     judge_per_class: int = 0
     judge_unconditional: bool = False  # an unconditional run: judge_per_class x the judge's classes, no labels
     sweep: dict | None = None  # guidance_sweep's keyword arguments ({}: its defaults); None: no sweep
+    prompts: int = 0  # samples per caption for `evaluate_prompts` (a per-image-caption run); 0: not run
     skipped: dict[str, str] = field(default_factory=dict)  # "judge" / "guidance sweep" -> why
     scaled: dict[str, str] = field(default_factory=dict)  # what was bounded -> how
 
@@ -65,6 +69,12 @@ def _judge_data(dataset: str, *, data_dir=None, image_size=None) -> tuple[str | 
     return None, train.num_classes
 
 
+def _has_captions(run) -> bool:
+    from difflab.evaluation.prompts import per_image_captions
+
+    return per_image_captions(run)
+
+
 def plan(run, *, evaluate: bool) -> Plan:
     """The bounded end-of-run work for `run` (a loaded `Run`)."""
     from difflab.report.guidance import MIN_IMAGES, skip_reason
@@ -85,6 +95,12 @@ def plan(run, *, evaluate: bool) -> Plan:
         p.judge_unconditional = True
         p.judge_per_class = max(1, JUDGE_IMAGES // judge_classes)
         return p
+    if run.is_text and _has_captions(run):
+        if judge_classes > PROMPTS_MAX_CLASSES:
+            p.skipped["caption evaluation"] = (f"{judge_classes:,} classes: run `difflab evaluate RUN --prompts "
+                                               "--per-prompt 1` for judge accuracy and caption retrieval")
+        else:
+            p.prompts = PROMPTS_PER_PROMPT
     p.judge_classes = shown_classes(k, JUDGE_IMAGES)
     p.judge_per_class = max(1, min(JUDGE_PER_CLASS, JUDGE_IMAGES // len(p.judge_classes)))
     if len(p.judge_classes) < k:
@@ -128,12 +144,24 @@ def finish_run(run_dir: Path, *, evaluate: bool = True, model_factory=None, prog
             judge_run(run, n_per_class=todo.judge_per_class, name="final", progress=progress, **subset)
         if todo.sweep is not None:
             guidance_sweep(run, **todo.sweep, verbose=progress)
+        if todo.prompts:
+            _evaluate_captions(run, todo.prompts)
     for what, why in todo.skipped.items():
         print(f"difflab: note: {what} skipped: {why}", file=sys.stderr, flush=True)
     if todo.skipped or todo.scaled:
         folder.write_eval(EVAL_NAME, todo.record())
     write_report(run_dir)  # last, so it shows every picture and evaluation above
     return run
+
+
+def _evaluate_captions(run, per_prompt: int) -> None:
+    """What `difflab evaluate RUN --prompts --per-prompt N` prints and saves (the report shows it)."""
+    from difflab.evaluation.prompts import evaluate_prompts, write_prompts_eval
+    from difflab.evaluation.summary import prompt_lines
+
+    result = evaluate_prompts(run, per_prompt=per_prompt)
+    write_prompts_eval(run, result)
+    print("\n".join(prompt_lines(result, str(run.path))), flush=True)
 
 
 __all__ = ["EVAL_NAME", "GRID_CLASSES", "Plan", "finish_run", "judge_skip_reason", "plan"]
