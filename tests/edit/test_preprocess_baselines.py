@@ -88,3 +88,14 @@ def test_denoise_comparison_columns(editor, digits):
     assert torch.equal(table[:, 0, :, 0], editor.noise(x[:1], [300, 800], seed=0)[0, :, 0][:, None])
     err = (table - x[:1]).pow(2).flatten(2).mean(-1)  # (t, method): MSE to the clean image
     assert torch.all(err[:, 2] < err[:, 0])  # one-step x̂₀ beats the noisy input at every t
+
+
+def test_a_colour_model_gets_the_photo_itself_not_an_mnist_like_copy(tmp_path):
+    rgba = np.zeros((30, 50, 4), np.uint8)  # transparent, with an opaque red square in the middle
+    rgba[5:25, 15:35] = (220, 30, 30, 255)
+    Image.fromarray(rgba).save(tmp_path / "sticker.png")
+    x = load_drawing(tmp_path / "sticker.png", size=16, channels=3)
+    assert x.shape == (1, 3, 16, 16)
+    assert torch.allclose(x[0, :, 8, 8], torch.tensor([220, 30, 30]) / 127.5 - 1, atol=0.02)  # red, centred
+    assert x[0, :, 0, 0].eq(1).all()  # the transparent corner: white paper, not black
+    assert load_drawing(tmp_path / "sticker.png", size=16).shape == (1, 1, 16, 16)  # a gray model: MNIST-like

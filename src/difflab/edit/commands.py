@@ -36,7 +36,7 @@ def load_input(run, *, image: Path | None = None, from_dataset: int | None = Non
 
     c, _, size = run.spec.image_shape
     if image is not None:
-        return load_drawing(image, size=size).expand(1, c, size, size).clone()
+        return load_drawing(image, size=size, channels=c)
     data = _test_split(run)
     if from_class is not None:
         index = first_of_class(data, from_class, dataset=run.config.dataset)

@@ -1,6 +1,8 @@
-"""Hand-drawn input → MNIST-like tensors, and masks from PNGs or boxes.
+"""Hand-drawn input or a photo → the model's input, and masks from PNGs or boxes.
 
-MNIST's own recipe (LeCun et al. 1998): white ink on black, the digit scaled into a 20×20 box keeping
+Gray models (the digits, garments, letters: all white on black) get it MNIST-like; colour models get the
+picture itself, transparency on white, centre-cropped to a square and resized, as a folder's photos are
+(`model_input`). MNIST's own recipe (LeCun et al. 1998): white ink on black, the digit scaled into a 20×20 box keeping
 its aspect ratio, then placed in 28×28 so that its centre of mass is the centre. A phone photo of
 ink on paper has a light, uneven background, so it is inverted and its background level subtracted.
 """
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from difflab.errors import UserError
 
@@ -27,6 +29,35 @@ def read_gray(path: str | Path) -> np.ndarray:
         raise UserError(f"image {path} not found; fix: give a PNG/JPG path") from None
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"{path} is not a readable image ({err}); fix: give a PNG or JPG") from None
+
+
+def read_picture(path: str | Path) -> np.ndarray:
+    """Any Pillow-readable image as `(H, W, 3)` RGB float in [0, 1], transparency laid over white."""
+    try:
+        with Image.open(path) as image:
+            rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
+    except FileNotFoundError:
+        raise UserError(f"image {path} not found; fix: give a PNG/JPG path") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"{path} is not a readable image ({err}); fix: give a PNG or JPG") from None
+    return on_white(rgba)
+
+
+def on_white(rgba: np.ndarray) -> np.ndarray:
+    """`(H, W, 4)` in [0, 1] → `(H, W, 3)`: paint over white paper."""
+    alpha = rgba[..., 3:]
+    return rgba[..., :3] * alpha + (1 - alpha)
+
+
+def model_input(rgb: np.ndarray, image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """A drawing or photo `(H, W, 3)` in [0, 1] → the model's input `(1, C, H, W)` in [-1, 1]: MNIST-like for a
+    gray model, the centre-cropped picture for a colour one."""
+    c, _, size = image_shape
+    if c == 1:
+        return mnist_like(to_ink(rgb.mean(-1)), size=size, box=round(size * 20 / 28))
+    picture = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    square = np.asarray(ImageOps.fit(picture, (size, size), Image.Resampling.LANCZOS), dtype=np.float32)
+    return torch.from_numpy(square / 127.5 - 1).permute(2, 0, 1)[None].contiguous()  # (1, 3, size, size)
 
 
 def to_ink(gray: np.ndarray) -> np.ndarray:
@@ -85,9 +116,10 @@ def thicken(ink: np.ndarray, scale: float, *, target: float = 2.6) -> np.ndarray
     return x[0, 0].numpy()
 
 
-def load_drawing(path: str | Path, *, size: int = 28) -> torch.Tensor:
-    """A PNG/JPG drawing or photo as MNIST-like input `(1, 1, size, size)` in [-1, 1]."""
-    return mnist_like(to_ink(read_gray(path)), size=size, box=round(size * 20 / 28))
+def load_drawing(path: str | Path, *, size: int = 28, channels: int = 1) -> torch.Tensor:
+    """A PNG/JPG drawing or photo as the input `(1, channels, size, size)` in [-1, 1] of a model of that many
+    channels (`model_input`)."""
+    return model_input(read_picture(path), (channels, size, size))
 
 
 def load_mask(path: str | Path, size: int) -> torch.Tensor:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from difflab.edit.preprocess import mnist_like, to_ink
+from difflab.edit.preprocess import model_input, on_white
 from difflab.errors import UserError
 
 MAX_SIDE = 4096  # pixels on a side of an upload or canvas: a phone photo fits, a decompression bomb does not
@@ -67,7 +67,7 @@ def read_upload(path: str | Path) -> np.ndarray:
             rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
         raise UserError(f"{name} is not a readable image ({type(err).__name__}); fix: upload a PNG or JPG") from None
-    return _on_white(rgba)
+    return on_white(rgba)
 
 
 def canvas_image(value) -> np.ndarray | None:
@@ -82,27 +82,15 @@ def canvas_image(value) -> np.ndarray | None:
         return np.repeat(a[..., None], 3, axis=-1)
     if a.shape[-1] in (1, 2):  # gray, gray + alpha
         a = np.concatenate([np.repeat(a[..., :1], 3, axis=-1), a[..., 1:]], axis=-1)
-    return _on_white(a) if a.shape[-1] == 4 else a[..., :3]
-
-
-def _on_white(rgba: np.ndarray) -> np.ndarray:
-    """`(H, W, 4)` → `(H, W, 3)`: paint over white paper."""
-    alpha = rgba[..., 3:]
-    return rgba[..., :3] * alpha + (1 - alpha)
+    return on_white(a) if a.shape[-1] == 4 else a[..., :3]
 
 
 def drawing_tensor(rgb: np.ndarray | None, image_shape: tuple[int, int, int]) -> torch.Tensor:
-    """A drawing or photo `(H, W, 3)` → the model's input `(1, C, H, W)` in [-1, 1]. Gray models (the digits,
-    garments and letters, all white on black) get it MNIST-like (`edit.preprocess`: ink centred in a box);
-    colour models get the picture itself, centre-cropped to a square and resized, as a folder's photos are."""
-    c, _, size = image_shape
+    """A drawing or photo `(H, W, 3)` → the model's input `(1, C, H, W)` in [-1, 1] (`edit.preprocess.model_input`:
+    MNIST-like for gray models, the centre-cropped picture for colour ones); one line when it is blank."""
     if rgb is None or rgb.size == 0 or np.ptp(rgb) < 0.1:
         raise UserError("the canvas is empty; fix: draw on it (or upload an image) first")
-    if c == 1:
-        return mnist_like(to_ink(rgb.mean(-1)), size=size, box=round(size * 20 / 28))  # (1, 1, size, size)
-    picture = Image.fromarray(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
-    square = np.asarray(ImageOps.fit(picture, (size, size), Image.Resampling.LANCZOS), dtype=np.float32)
-    return torch.from_numpy(square / 127.5 - 1).permute(2, 0, 1)[None].contiguous()  # (1, 3, size, size)
+    return model_input(rgb, image_shape)
 
 
 def painted_mask(value, size: int) -> torch.Tensor:
