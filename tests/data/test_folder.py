@@ -63,6 +63,23 @@ def test_transparency_is_laid_over_white_not_black(tmp_path):
     assert red.tolist() == [255, 0, 0] and clear.tolist() == [255, 255, 255]
 
 
+def test_gray_with_alpha_stays_gray_and_sixteen_bit_transparency_is_kept(tmp_path):
+    root = _two_classes(tmp_path)  # all grayscale
+    Image.new("LA", (8, 8), (0, 0)).save(root / "apes" / "cutout.png")  # transparent black
+    deep = Image.fromarray(np.zeros((8, 8), np.uint16))  # mode I;16
+    deep.save(root / "cats" / "deep.png", transparency=0)  # 16-bit, its value 0 marked transparent
+    ds = load_image_folder(root)
+    assert ds.images.shape == (7, 1, 8, 8)  # still one channel
+    assert (ds.images[2] == 1).all() and (ds.images[6] == 1).all()  # apes 0, 1, cutout; cats 0, 1, 2, deep: white
+
+
+@pytest.mark.parametrize("side, trained", [(30, 28), (50, 48), (64, 64), (90, 64), (8, 8)])
+def test_the_default_side_suits_a_unet(tmp_path, side, trained):
+    for i in range(2):
+        _png(tmp_path / "set" / "only" / f"{i}.png", 90, size=(side, side + 10))
+    assert load_image_folder(tmp_path / "set").images.shape[-1] == trained  # 3-4 halvings: a multiple of 4 or 8
+
+
 def test_non_square_images_are_centre_cropped_not_stretched(tmp_path):
     root = tmp_path / "wide"
     strip = np.zeros((8, 24, 3), np.uint8)
@@ -160,3 +177,21 @@ def test_through_load_dataset_splits(tmp_path):
     train = load_dataset(f"folder:{root}", split="train")
     test = load_dataset(f"folder:{root}", split="test", image_size=4)
     assert len(train) == 18 and len(test) == 2 and test.image_shape == (1, 4, 4)
+
+
+@pytest.mark.slow  # a 1-step run (~5 s)
+def test_a_folder_run_saved_without_a_size_reloads_at_the_size_it_trained_at(tmp_path):
+    import json
+
+    from difflab.cli import main
+    from difflab.run import RunFolder
+
+    for i in range(4):
+        _png(tmp_path / "big" / "only" / f"{i}.png", 60 * i, size=(72, 72))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{tmp_path / 'big'}", "--image-size", "72", "--steps", "1", "--no-eval",
+                 "--channels", "8,16", "--batch-size", "4", "--num-sample-grids", "0", "--no-progress",
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "image_size": None}))  # as runs before the 64 px default
+    assert RunFolder(out).read_config().image_size == 72  # from model.json: its data still matches its model

@@ -45,4 +45,4 @@ def test_many_caption_classes_skip_the_caption_evaluation_with_the_command_to_ru
                  "--out", str(out)]) == 0
     todo = end.plan(Run.load(out), evaluate=True)
     assert todo.prompts == 0, todo
-    assert "difflab evaluate RUN --prompts" in todo.skipped.get("caption evaluation", ""), todo
+    assert "--prompts --per-prompt 1" in todo.skipped.get("caption evaluation", ""), todo

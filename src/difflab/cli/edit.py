@@ -45,7 +45,7 @@ def register(sub) -> None:
         e.add_argument("--pipeline", type=Path, metavar="DIR", help="a local diffusers UNet + scheduler folder instead of a run")
         if name in INPUT_COMMANDS:
             source = e.add_mutually_exclusive_group(required=True)
-            source.add_argument("--image", type=Path, help="PNG/JPG (a photo of a drawing works: made MNIST-like)")
+            source.add_argument("--image", type=Path, help="PNG/JPG: gray models get it MNIST-like (a photo of a drawing works), colour models the picture, centre-cropped")
             source.add_argument("--from-class", metavar="C", help="the first test image of class C (an id or a class name)")
             source.add_argument("--from-index", type=number(int), metavar="I", help="test image number I of the run's dataset")
             source.add_argument("--from-dataset", type=number(int), metavar="INDEX",

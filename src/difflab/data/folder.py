@@ -64,9 +64,11 @@ def load_image_folder(path: str | Path, *, image_size: int | None = None) -> Ima
 
 
 def default_side(sizes: list[tuple[int, int]]) -> int:
-    """The side a folder trains at when the user gave none: the most common size's shorter side, capped."""
+    """The side a folder trains at when the user gave none: the most common size's shorter side, capped, and
+    rounded down to a multiple of 4 (up to 32 px) or 8 (above), which a U-Net's 3 or 4 halvings need."""
     width, height = Counter(sizes).most_common(1)[0][0]
-    return min(width, height, DEFAULT_MAX_SIDE)
+    side = min(width, height, DEFAULT_MAX_SIDE)
+    return side - side % (4 if side <= 32 else 8) or side
 
 
 def read_captions(root: Path, files: list[Path]) -> tuple[str, ...] | None:
@@ -169,6 +171,9 @@ def _load(path: Path, mode: str, side: int) -> np.ndarray:
         if img.mode in SIXTEEN_BIT_MODES:
             wide = np.asarray(img).astype(np.float32)  # (H, W) 0..65535
             img = Image.fromarray(np.rint(np.clip(wide, 0, 65535) * (255 / 65535)).astype(np.uint8))
+            clear = opened.info.get("transparency")
+            if isinstance(clear, int):  # the transparent sample value, lost by fromarray: an alpha channel instead
+                img = Image.merge("LA", (img, Image.fromarray(((wide != clear) * 255).astype(np.uint8))))
         img = _over_white(img).convert(mode)
         if img.size != (side, side):
             img = ImageOps.fit(img, (side, side), Image.Resampling.LANCZOS)  # centre crop, then resize
@@ -179,7 +184,7 @@ def _over_white(img: Image.Image) -> Image.Image:
     """`img` with any transparency laid over white (RGBA, LA, or a palette/RGB image with a transparent colour)."""
     if img.mode == "P" or "transparency" in img.info:
         img = img.convert("RGBA")
-    if img.mode not in ("RGBA", "LA", "La", "RGBa", "PA"):
+    if img.mode not in ("RGBA", "LA", "RGBa", "PA"):
         return img
     rgba = img.convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, (BACKGROUND,) * 3 + (255,))

@@ -9,6 +9,7 @@ ink on paper has a light, uneven background, so it is inverted and its backgroun
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,25 +23,30 @@ INK_THRESHOLD = 0.35  # after background removal: below this is paper texture or
 
 def read_gray(path: str | Path) -> np.ndarray:
     """Any Pillow-readable image as `(H, W)` float in [0, 1]; a one-line error when it is not an image."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
-    except FileNotFoundError:
-        raise UserError(f"image {path} not found; fix: give a PNG/JPG path") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"{path} is not a readable image ({err}); fix: give a PNG or JPG") from None
+    with _readable(path), Image.open(path) as image:
+        return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
 def read_picture(path: str | Path) -> np.ndarray:
     """Any Pillow-readable image as `(H, W, 3)` RGB float in [0, 1], transparency laid over white."""
+    with _readable(path), Image.open(path) as image:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
+    return on_white(rgba)
+
+
+@contextmanager
+def _readable(path: str | Path):
+    """Whatever opening and decoding `path` raises, as one line naming the file and the fix."""
     try:
-        with Image.open(path) as image:
-            rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
+        yield
     except FileNotFoundError:
         raise UserError(f"image {path} not found; fix: give a PNG/JPG path") from None
-    except (UnidentifiedImageError, OSError) as err:
+    except PermissionError:
+        raise UserError(f"image {path} is not readable (permission denied); fix: `chmod a+r` it") from None
+    except Image.DecompressionBombError as err:
+        raise UserError(f"{path} has too many pixels ({err}); fix: scale it down") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{path} is not a readable image ({err}); fix: give a PNG or JPG") from None
-    return on_white(rgba)
 
 
 def on_white(rgba: np.ndarray) -> np.ndarray:

@@ -146,13 +146,22 @@ class RunFolder:
 
         self.require_run()
         try:
-            return TrainConfig.load(self.config_path, saved_run=True)
+            config = TrainConfig.load(self.config_path, saved_run=True)
         except UserError:
             raise
         except (TypeError, ValueError, RecursionError, AttributeError) as err:  # a value of a foreign type
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise UserError(f"{self.config_path} holds a value difflab cannot use ({first}); fix: an intact run folder, "
                             "or correct that key") from None
+        return self._with_folder_size(config)
+
+    def _with_folder_size(self, config: TrainConfig) -> TrainConfig:
+        """A folder run saved without `image_size` reloads its data at the size it trained at (model.json), not
+        at today's default for that folder: runs trained before folders defaulted to at most 64 px keep theirs."""
+        if config.image_size is not None or not str(config.dataset).startswith("folder:") or not self.meta_path.is_file():
+            return config
+        shape = self.read_meta().get("image_shape")
+        return config.replace(image_size=int(shape[-1])) if shape else config
 
     def write_config(self, config: TrainConfig) -> None:
         files.write_json(self._writable(self.config_path), config.to_dict())

@@ -35,7 +35,8 @@ class TrainConfig:
     # data
     dataset: str = "mnist5k"  # embedded real digits: works offline
     data_dir: str | None = None  # where IDX / CIFAR / folder files live (else the cache)
-    image_size: int | None = None  # resize folder datasets; None keeps the source size
+    image_size: int | None = None  # emoji and folder datasets: the side; None: emoji 32, a folder its most common
+    # size's shorter side up to 64 px (data/folder.py)
     conditional: bool = True  # conditional with a null branch for CFG (False: unconditional)
     conditioning: str = "class"  # class: labels; text: captions (class templates or metadata.jsonl text)
     text_encoder: str = "minilm"  # text only: the embedded all-MiniLM-L6-v2, or a folder of local HF weights (CLIP)

@@ -24,7 +24,8 @@ SWEEP_CLASSES = 200  # the sweep draws every class at every strength: beyond thi
 SWEEP_IMAGES = 200  # per strength (20 per class for 10 classes)
 SWEEP_PER_CLASS = 20  # report/guidance.py: guidance_sweep's default
 PROMPTS_PER_PROMPT = 10  # samples per caption at the end of a caption run (emoji: 2 sets x 45 captions -> 900)
-PROMPTS_MAX_CLASSES = 20  # 5+ captions per class per set: beyond this many classes, `difflab evaluate --prompts`
+PROMPTS_MAX_CLASSES = 20  # each set asks 5+ captions per class: beyond this many classes the end of the run skips
+# it and names `difflab evaluate RUN --prompts --per-prompt 1`
 EVAL_NAME = "end_of_run"  # RUN/eval/end_of_run.json: what was scaled or skipped, and why
 
 
@@ -97,8 +98,8 @@ def plan(run, *, evaluate: bool) -> Plan:
         return p
     if run.is_text and _has_captions(run):
         if judge_classes > PROMPTS_MAX_CLASSES:
-            p.skipped["caption evaluation"] = (f"{judge_classes:,} classes: run `difflab evaluate RUN --prompts "
-                                               "--per-prompt 1` for judge accuracy and caption retrieval")
+            p.skipped["caption evaluation"] = (f"{judge_classes:,} classes: run `difflab evaluate {run.path} "
+                                               "--prompts --per-prompt 1` for judge accuracy and caption retrieval")
         else:
             p.prompts = PROMPTS_PER_PROMPT
     p.judge_classes = shown_classes(k, JUDGE_IMAGES)
@@ -161,7 +162,8 @@ def _evaluate_captions(run, per_prompt: int) -> None:
 
     result = evaluate_prompts(run, per_prompt=per_prompt)
     write_prompts_eval(run, result)
-    print("\n".join(prompt_lines(result, str(run.path))), flush=True)
+    shown = {k: v for k, v in result.items() if k != "clip_skipped"}  # its fix names `evaluate`'s flag, not train's
+    print("\n".join(prompt_lines(shown, str(run.path))), flush=True)
 
 
 __all__ = ["EVAL_NAME", "GRID_CLASSES", "Plan", "finish_run", "judge_skip_reason", "plan"]
