@@ -149,7 +149,9 @@ def table(rows: list[dict]) -> str:
     r = rows[0]
     lines.append(f"\nreal floor (n={r['n']} other real images vs the {r['n_reference']}-image reference): FD {r['fd_floor']:.3f}, "
                  f"precision {r['precision_floor']:.3f}, recall {r['recall_floor']:.3f}, diversity {r['diversity_floor']:.2f}, "
-                 f"confidence {r['confidence_floor']:.3f}")
+                 f"confidence {r['confidence_floor']:.3f}"
+                 + (f"; judge accuracy on held-out real images in this class mix {r['accuracy_real']:.3f}"
+                    if "accuracy_real" in r else ""))
     return "\n".join(lines)
 
 

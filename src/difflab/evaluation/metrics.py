@@ -21,18 +21,24 @@ from difflab.errors import UserError
 from difflab.evaluation.pairwise import any_within, kth_nearest_distance
 
 
-def gaussian_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Mean `(D,)` and unbiased covariance `(D, D)` in float64."""
+def gaussian_stats(features: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean `(D,)` and unbiased covariance `(D, D)` in float64; with `weights` `(N,)`, of the weighted set
+    (numpy's reliability weights: what resampling each point in proportion to its weight estimates)."""
     f = features.double().cpu().numpy()
-    return f.mean(axis=0), np.cov(f, rowvar=False)
+    if weights is None:
+        return f.mean(axis=0), np.cov(f, rowvar=False)
+    w = weights.double().cpu().numpy()
+    return np.average(f, axis=0, weights=w), np.cov(f, rowvar=False, aweights=w)
 
 
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """||mu_a - mu_b||² + Tr(S_a + S_b - 2 (S_a S_b)^½) (Heusel et al. 2017, eq. 6); `a`, `b`: `(N, D)`."""
+def frechet_distance(a: torch.Tensor, b: torch.Tensor, *, weights_a: torch.Tensor | None = None,
+                     weights_b: torch.Tensor | None = None) -> float:
+    """||mu_a - mu_b||² + Tr(S_a + S_b - 2 (S_a S_b)^½) (Heusel et al. 2017, eq. 6); `a`, `b`: `(N, D)`,
+    optionally weighted per point (`class_match_weights`)."""
     if len(a) < 2 or len(b) < 2:
         raise UserError(f"Fréchet distance needs at least 2 images per set, got {len(a)} and {len(b)}")
-    mu_a, s_a = gaussian_stats(a)
-    mu_b, s_b = gaussian_stats(b)
+    mu_a, s_a = gaussian_stats(a, weights_a)
+    mu_b, s_b = gaussian_stats(b, weights_b)
     with warnings.catch_warnings():  # a singular product (dead ReLU features) is handled just below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(s_a @ s_b)
@@ -43,10 +49,11 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
 
 
-def kid(a: torch.Tensor, b: torch.Tensor, *, subsets: int = 50, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(a: torch.Tensor, b: torch.Tensor, *, subsets: int = 50, subset_size: int = 1000, seed: int = 0,
+        weights_a: torch.Tensor | None = None, weights_b: torch.Tensor | None = None) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al. 2018): unbiased MMD² with the cubic polynomial
-    kernel, mean and std over `subsets` random subsets of `subset_size` (capped by the smaller set)."""
+    kernel, mean and std over `subsets` random subsets of `subset_size` (capped by the smaller set);
+    optionally weighted per point within each subset."""
     m = min(subset_size, len(a), len(b))
     if m < 2:
         raise UserError(f"KID needs at least 2 images per set, got {len(a)} and {len(b)}")
@@ -56,16 +63,25 @@ def kid(a: torch.Tensor, b: torch.Tensor, *, subsets: int = 50, subset_size: int
     for _ in range(subsets):
         ia = torch.randperm(len(a), generator=generator)[:m]
         ib = torch.randperm(len(b), generator=generator)[:m]
-        values.append(polynomial_mmd(a[ia], b[ib]))
+        values.append(polynomial_mmd(a[ia], b[ib], None if weights_a is None else weights_a[ia],
+                                     None if weights_b is None else weights_b[ib]))
     return float(np.mean(values)), float(np.std(values))
 
 
-def polynomial_mmd(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Unbiased MMD² of `(m, D)` sets, kernel k(u, v) = (u·v / D + 1)³ (Bińkowski et al. 2018, eq. 4)."""
+def polynomial_mmd(x: torch.Tensor, y: torch.Tensor, wx: torch.Tensor | None = None,
+                   wy: torch.Tensor | None = None) -> float:
+    """Unbiased MMD² of `(m, D)` sets, kernel k(u, v) = (u·v / D + 1)³ (Bińkowski et al. 2018, eq. 4);
+    with weights `(m,)`, each set's kernel means are weighted (uniform weights give the plain estimate)."""
     m, d = x.shape  # m <= EvalConfig.kid_subset_size (1000): three (m, m) kernels are 24 MB, whatever N
     k_xx, k_yy, k_xy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))  # (m, m) each
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return float(within - 2 * k_xy.mean())
+    vx, vy = (torch.full((m,), 1.0 / m, dtype=k_xx.dtype) if w is None else w.to(k_xx.dtype) / w.sum()
+              for w in (wx, wy))
+    return float(_within(k_xx, vx) + _within(k_yy, vy) - 2 * (vx @ k_xy @ vy))
+
+
+def _within(kernel: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Weighted mean of k(u, u') over pairs of distinct points (U-statistic); v sums to 1."""
+    return (v @ kernel @ v - (v * v * kernel.diagonal()).sum()) / (1 - (v * v).sum())
 
 
 def kth_neighbour_radii(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -73,20 +89,35 @@ def kth_neighbour_radii(features: torch.Tensor, k: int) -> torch.Tensor:
     return kth_nearest_distance(features, features, k + 1)  # +1: a point is its own nearest neighbour
 
 
-def _coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
-    """Fraction of `points` inside at least one ball (centre, radius)."""
-    return float(any_within(points, centres, radii).float().mean())
+def _coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor,
+              weights: torch.Tensor | None = None) -> float:
+    """Fraction (weighted: share of the weight) of `points` inside at least one ball (centre, radius)."""
+    inside = any_within(points, centres, radii).double()
+    return float(inside.mean() if weights is None else (inside * weights.double()).sum() / weights.double().sum())
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> tuple[float, float]:
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3, real_weights: torch.Tensor | None = None,
+                     fake_weights: torch.Tensor | None = None) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019, eq. 1–3) with k-NN manifolds:
-    precision = fake inside the real manifold, recall = real inside the fake manifold."""
+    precision = fake inside the real manifold, recall = real inside the fake manifold; optional weights say
+    how much each point counts in those fractions (the manifolds are the points themselves)."""
     if min(len(real), len(fake)) <= k:
         raise UserError(f"precision/recall with k={k} needs more than {k} images per set")
     real, fake = real.float(), fake.float()
-    precision = _coverage(fake, real, kth_neighbour_radii(real, k))
-    recall = _coverage(real, fake, kth_neighbour_radii(fake, k))
+    precision = _coverage(fake, real, kth_neighbour_radii(real, k), fake_weights)
+    recall = _coverage(real, fake, kth_neighbour_radii(fake, k), real_weights)
     return precision, recall
+
+
+def class_match_weights(labels: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-point weights `(N,)` that give real images of `labels` the class mix of `target` labels: a class
+    drawn evenly from data where it is rare (emoji: people are 59% of the set) must be compared with real
+    images in the same mix, or a perfect generator scores far from the floor (emoji: FD 70x). Classes absent
+    from `target` weigh 0; uniform when the mixes agree."""
+    want = torch.bincount(target, minlength=num_classes).double() / len(target)
+    have = torch.bincount(labels, minlength=num_classes).double() / len(labels)
+    per_class = torch.where(have > 0, want / have.clamp_min(1e-12), torch.zeros_like(want))
+    return per_class[labels]
 
 
 def inception_score(probabilities: torch.Tensor, *, splits: int = 10, seed: int = 0) -> tuple[float, float]:
