@@ -143,7 +143,8 @@ def test_resolved_values_in_config_json_and_resume_does_not_re_resolve(tmp_path,
     monkeypatch.setattr(recipes, "RECIPES", changed)  # a newer table must not touch a run trained with the old one
     difflab.train(resume=run.path, steps=3, progress=False, evaluate=False)
     resumed = json.loads((run.path / "config.json").read_text())
-    assert resumed == {**saved, "steps": 3} and "recipe" not in capsys.readouterr().out
+    assert saved["image_size"] is None  # the folder's own size: what model.json records, and a resume writes down
+    assert resumed == {**saved, "steps": 3, "image_size": 8} and "recipe" not in capsys.readouterr().out
 
 
 def test_a_sweeps_keys_are_the_users_even_when_they_equal_the_defaults():
