@@ -79,7 +79,7 @@ def _fake_run(num_classes: int):
 
 
 def test_end_of_run_work_is_bounded_for_thousands_of_classes(monkeypatch):
-    monkeypatch.setattr(end, "_judge_data", lambda *a, **k: (None, 10_000))
+    monkeypatch.setattr(end, "_judge_data", lambda *a, **k: (None, 10_000, False))
     todo = end.plan(_fake_run(10_000), evaluate=True)
     assert len(todo.judge_classes) * todo.judge_per_class <= end.JUDGE_IMAGES
     assert todo.sweep is None and "guidance sweep" in todo.skipped

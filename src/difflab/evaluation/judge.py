@@ -157,8 +157,7 @@ def load_judge(dataset: str, *, data_dir=None, image_size=None, verbose: bool = 
         test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=image_size)
         started = time.monotonic()
         net = train_judge(train, progress=f"judge for {dataset}" if verbose else None)
-        judge = Judge(net, train.class_names, 0.0, dataset)
-        correct = (judge.probabilities(test.images).argmax(1) == test.labels).float()
+        correct = _correct(Judge(net, train.class_names, 0.0, dataset), test)
         accuracy = float(correct.mean())
         if verbose:
             progress.line(f"judge for {dataset}: {100 * accuracy:.1f}% right on {len(test):,} held-out real "
@@ -172,9 +171,13 @@ def load_judge(dataset: str, *, data_dir=None, image_size=None, verbose: bool = 
     judge = Judge(net, tuple(meta["class_names"]), meta["accuracy"], dataset, tuple(meta.get("class_accuracy", ())))
     if not judge.class_accuracy:  # cached before per-class accuracy was kept: measure it on the held-out split
         test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=image_size)
-        correct = (judge.probabilities(test.images).argmax(1) == test.labels).float()
-        judge.class_accuracy = _per_class(correct, test.labels, train.num_classes)
+        judge.class_accuracy = _per_class(_correct(judge, test), test.labels, train.num_classes)
     return judge
+
+
+def _correct(judge: Judge, test: ImageDataset) -> torch.Tensor:
+    """1.0 where the judge names a held-out image's class, else 0.0 `(N,)`."""
+    return (judge.probabilities(test.images).argmax(1) == test.labels).float()
 
 
 def _per_class(correct: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[float, ...]:

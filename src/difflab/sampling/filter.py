@@ -5,7 +5,8 @@ the variety (FD 2x the real floor at 99% on mnist5k). Rejecting the few samples 
 class, and drawing those again, buys the last percent without moving the others: with weak guidance (CFG 1.3
 on the high-noise half) and this filter, mnist5k's default scores 100.0% / FD 1.23x the real floor / recall
 0.86 at 1.06 draws per image, where CFG alone needed FD 2x for 99% (benchmarks/RESULTS.md, "Rejection by a
-filter classifier"). The same idea as discriminator rejection sampling (Azadi et al. 2019) and DALL-E's
+filter classifier"; those FDs are on the unweighted yardstick of the time: on the class-mix-weighted one the
+default is 1.97x, without the filter 2.11x — RESULTS' first section). The same idea as discriminator rejection sampling (Azadi et al. 2019) and DALL-E's
 reranking, with a classifier.
 
 The filter is a `JudgeNet` trained at the end of training on the run's train split with its own seed, so it

@@ -51,29 +51,25 @@ def judge_skip_reason(dataset: str, *, data_dir=None, image_size=None) -> str | 
     return _judge_data(dataset, data_dir=data_dir, image_size=image_size)[0]
 
 
-def _judge_data(dataset: str, *, data_dir=None, image_size=None) -> tuple[str | None, int]:
-    """`(judge_skip_reason, the judge's class count)`, from one load of each split."""
+def _judge_data(dataset: str, *, data_dir=None, image_size=None) -> tuple[str | None, int, bool]:
+    """`(judge_skip_reason, the judge's class count, whether each image has its own caption)`, from one load of
+    each split (a folder decodes every image: loaded once for all the plan needs)."""
     from difflab.data import load_dataset
 
     try:
         train = load_dataset(dataset, split="train", data_dir=data_dir, image_size=image_size)
         test = load_dataset(dataset, split="test", data_dir=data_dir, image_size=image_size)
     except UserError as err:
-        return str(err).split("; fix:")[0], 0
-    if train.num_classes < 2:
-        return f"{dataset} has one class: a judge has nothing to tell apart", train.num_classes
+        return str(err).split("; fix:")[0], 0, False
+    k, captioned = train.num_classes, train.captions is not None
+    if k < 2:
+        return f"{dataset} has one class: a judge has nothing to tell apart", k, captioned
     if len(train) < JUDGE_MIN_TRAIN:
         return (f"{dataset} has {len(train)} training images; a judge needs at least {JUDGE_MIN_TRAIN} "
-                f"(add images, then run `difflab evaluate RUN`)"), train.num_classes
+                f"(add images, then run `difflab evaluate RUN`)"), k, captioned
     if len(test) == 0:
-        return f"{dataset} holds out no images to score a judge on", train.num_classes
-    return None, train.num_classes
-
-
-def _has_captions(run) -> bool:
-    from difflab.evaluation.prompts import per_image_captions
-
-    return per_image_captions(run)
+        return f"{dataset} holds out no images to score a judge on", k, captioned
+    return None, k, captioned
 
 
 def plan(run, *, evaluate: bool) -> Plan:
@@ -86,7 +82,7 @@ def plan(run, *, evaluate: bool) -> Plan:
     if not (evaluate and run.spec.samplable):
         return p
     c = run.config
-    reason, judge_classes = _judge_data(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
+    reason, judge_classes, captioned = _judge_data(c.dataset, data_dir=c.data_dir, image_size=c.image_size)
     if reason:
         p.skipped["judge"] = reason
         if k:
@@ -96,7 +92,7 @@ def plan(run, *, evaluate: bool) -> Plan:
         p.judge_unconditional = True
         p.judge_per_class = max(1, JUDGE_IMAGES // judge_classes)
         return p
-    if run.is_text and _has_captions(run):
+    if run.is_text and captioned:  # per-image captions (evaluation/prompts.py: per_image_captions)
         if judge_classes > PROMPTS_MAX_CLASSES:
             p.skipped["caption evaluation"] = (f"{judge_classes:,} classes: run `difflab evaluate {run.path} "
                                                "--prompts --per-prompt 1` for judge accuracy and caption retrieval")
