@@ -9,6 +9,7 @@ ink on paper has a light, uneven background, so it is inverted and its backgroun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,26 +28,33 @@ def read_gray(path: str | Path) -> np.ndarray:
         return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
-def read_picture(path: str | Path) -> np.ndarray:
-    """Any Pillow-readable image as `(H, W, 3)` RGB float in [0, 1], transparency laid over white."""
-    with _readable(path), Image.open(path) as image:
+def read_picture(path: str | Path, check_size: Callable[[int, int], None] | None = None, verb: str = "give") -> np.ndarray:
+    """Any Pillow-readable image as `(H, W, 3)` RGB float in [0, 1], transparency laid over white.
+
+    `check_size(width, height)` runs on the header, before decoding (the studio refuses huge uploads there);
+    `verb` is how the fix asks for another file ("give" on the command line, "upload" in the studio)."""
+    with _readable(path, verb), Image.open(path) as image:
+        if check_size is not None:
+            check_size(*image.size)
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
     return on_white(rgba)
 
 
 @contextmanager
-def _readable(path: str | Path):
+def _readable(path: str | Path, verb: str = "give"):
     """Whatever opening and decoding `path` raises, as one line naming the file and the fix."""
     try:
         yield
+    except UserError:
+        raise  # a check's own line (it is a ValueError too)
     except FileNotFoundError:
-        raise UserError(f"image {path} not found; fix: give a PNG/JPG path") from None
+        raise UserError(f"image {path} not found; fix: {verb} a PNG/JPG path") from None
     except PermissionError:
         raise UserError(f"image {path} is not readable (permission denied); fix: `chmod a+r` it") from None
     except Image.DecompressionBombError as err:
         raise UserError(f"{path} has too many pixels ({err}); fix: scale it down") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"{path} is not a readable image ({err}); fix: give a PNG or JPG") from None
+        raise UserError(f"{path} is not a readable image ({err}); fix: {verb} a PNG or JPG") from None
 
 
 def on_white(rgba: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from difflab.edit.preprocess import model_input, on_white
+from difflab.edit.preprocess import model_input, on_white, read_picture
 from difflab.errors import UserError
 
 MAX_SIDE = 4096  # pixels on a side of an upload or canvas: a phone photo fits, a decompression bomb does not
@@ -61,13 +61,7 @@ def read_upload(path: str | Path) -> np.ndarray:
     """An uploaded file as `(H, W, 3)` RGB in [0, 1], transparency on white: refused before decoding when not
     an image or too large."""
     name = Path(path).name
-    try:
-        with Image.open(path) as image:
-            check_side(*image.size, f"upload {name}")
-            rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise UserError(f"{name} is not a readable image ({type(err).__name__}); fix: upload a PNG or JPG") from None
-    return on_white(rgba)
+    return read_picture(path, lambda width, height: check_side(width, height, f"upload {name}"), verb="upload")
 
 
 def canvas_image(value) -> np.ndarray | None:
