@@ -158,14 +158,13 @@ class RunFolder:
     def _with_folder_size(self, config: TrainConfig) -> TrainConfig:
         """A folder run saved without `image_size` reloads its data at the size it trained at (model.json), not
         at today's default for that folder: runs trained before folders defaulted to at most 64 px keep theirs."""
-        if config.image_size is not None or not str(config.dataset).startswith("folder:"):
-            return config
-        side = self._trained_side()
+        side = self._trained_side(config.dataset, config.image_size)
         return config.replace(image_size=side) if side else config
 
-    def _trained_side(self) -> int | None:
-        """The image side model.json says the run trains at (None before model.json exists)."""
-        if not self.meta_path.is_file():
+    def _trained_side(self, dataset, image_size) -> int | None:
+        """The side a folder run saved without `image_size` trains at, from model.json; None for any other run
+        (a size saved, not a folder, or no model.json yet)."""
+        if image_size is not None or not str(dataset).startswith("folder:") or not self.meta_path.is_file():
             return None
         shape = self.read_meta().get("image_shape")
         return int(shape[-1]) if shape else None
@@ -183,8 +182,9 @@ class RunFolder:
         where = self.state_dir if saved is not None else self.path
         saved = self.read_config() if saved is None else saved
         old = saved if isinstance(saved, dict) else saved.to_dict()
-        if old.get("image_size") is None and str(old.get("dataset", "")).startswith("folder:"):
-            old = {**old, "image_size": self._trained_side()}  # as `read_config` fills it: not a change
+        side = self._trained_side(old.get("dataset"), old.get("image_size"))
+        if side:
+            old = {**old, "image_size": side}  # as `read_config` fills it: not a change
         diff = config_diff(old, new.to_dict(), RESUMABLE_CHANGES if may_change is None else may_change)
         if diff:
             keys = ", ".join(d.split(":")[0] for d in diff)
