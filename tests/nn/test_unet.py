@@ -53,8 +53,10 @@ def test_config_round_trip_gives_identical_outputs(tmp_path):
 
 
 def test_bad_shapes_are_user_errors():
-    with pytest.raises(UserError, match="not divisible"):
+    with pytest.raises(UserError, match=r"image size 30 px cannot be halved 2 times .*multiple of 4 \(e\.g\. 32\)"):
         UNet(image_size=30, channels=(8, 16, 32))
+    with pytest.raises(UserError, match=r"multiple of 4 \(e\.g\. 4\)"):  # never suggests 0
+        UNet(image_size=1, channels=(8, 16, 32))
     with pytest.raises(UserError, match=r"bad U-Net shape.*levels are 0\.\.1"):
         UNet(channels=(8, 16), attention_levels=(5,))
     with pytest.raises(UserError, match="width\\(s\\) 6, 10 .*not multiples of 4"):  # the middle block attends too

@@ -57,7 +57,11 @@ class UNet(nn.Module):
         attention_levels = tuple(int(i) for i in attention_levels)
         cross_attention_levels = tuple(int(i) for i in cross_attention_levels)
         if image_size % 2 ** (len(channels) - 1):
-            raise UserError(f"image_size {image_size} is not divisible by 2**{len(channels) - 1}; use fewer levels")
+            step, halvings = 2 ** (len(channels) - 1), len(channels) - 1
+            near = max(step, round(image_size / step) * step)
+            raise UserError(f"image size {image_size} px cannot be halved {halvings} times (one per level of --channels "
+                            f"{','.join(map(str, channels))}); fix: --image-size a multiple of {step} (e.g. {near}), "
+                            "or fewer --channels levels")
         if blocks_per_level < 1 or not channels or any(i >= len(channels) for i in attention_levels + cross_attention_levels):
             raise UserError(f"bad U-Net shape: channels={channels}, attention_levels={attention_levels}, "
                             f"cross_attention_levels={cross_attention_levels}; fix: levels are 0..{len(channels) - 1}, "
