@@ -3,6 +3,7 @@
     python benchmarks/quality.py RUN [--n 1000] [--json q.json] [--plot frontier.png] [--quick]
     python benchmarks/quality.py --train [--steps N]     # trains the default model first (`difflab train`)
     python benchmarks/quality.py RUN --rows '[{"steps": 10, "autoguidance": 4}]' --targets 0.9,2,0.8  # these rows only
+    python benchmarks/quality.py RUN --seeds 3        # each row on 3 sample seeds: means, FD/floor's range beside it
 
 Each row samples n class-conditional images (n/10 per class, seed 0 or `--seed`) and measures them with
 `difflab.evaluation.quality.QualityProbe`: judge accuracy and confidence, judge-space FD against a fixed
@@ -131,9 +132,26 @@ def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labe
             "img_per_s": len(images) / seconds, "default": s == run.sampler(seed=seed)}
 
 
-def header(run: Run, n: int, kind: str = "", seed: int = 0) -> str:
+def measure_seeds(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels, seeds: range) -> dict:
+    """`measure` on each sample seed, pooled: the mean of every figure, FD/floor's per-seed values kept. One
+    seed's FD/floor moves by up to ~0.6 at 2-3x the floor (benchmarks/RESULTS.md), too much to rank close rows."""
+    return pool([measure(run, probe, settings, cond, labels, seed) for seed in seeds])
+
+
+def pool(results: list[dict]) -> dict:
+    """Rows of one setting on several seeds → one row: numbers averaged (counts summed), the rest from the first."""
+    first, summed = results[0], {"redrawn"}
+    out = {k: (sum(r[k] for r in results) if k in summed else sum(r[k] for r in results) / len(results))
+           if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("steps", "w", "n", "n_reference") else v
+           for k, v in first.items()}
+    out["fd_ratio_seeds"] = [r["fd_ratio"] for r in results]
+    return out
+
+
+def header(run: Run, n: int, kind: str = "", seed: int = 0, seeds: int = 1) -> str:
     last = (run.folder.read_metrics() or [{}])[-1]
-    return (f"run {run.path}{kind}: {last.get('step', '?')} steps; n = {n}, seed {seed}; this CPU "
+    which = f"seed {seed}" if seeds == 1 else f"seeds {seed}-{seed + seeds - 1}, means"
+    return (f"run {run.path}{kind}: {last.get('step', '?')} steps; n = {n}, {which}; this CPU "
             f"{'has' if cpu_has_native_bf16() else 'lacks'} native bf16")
 
 
@@ -144,7 +162,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         acc = f"{r['accuracy']:.3f}" if "accuracy" in r else "—"
         lines.append(f"| {'*' if r['default'] else ''} | {r['solver']} {r['steps']} | {r['method']} | {r['w']:g} | {acc} "
-                     f"| {r['confidence']:.3f} | {r['fd_ratio']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} "
+                     f"| {r['confidence']:.3f} | {fd_cell(r)} | {r['kid']:.4f} | {r['precision']:.3f} "
                      f"| {r['recall']:.3f} | {r['diversity']:.2f} | {r['nfe']} | {r['img_per_s']:.0f} |")
     r = rows[0]
     lines.append(f"\nreal floor (n={r['n']} other real images vs the {r['n_reference']}-image reference): FD {r['fd_floor']:.3f}, "
@@ -153,6 +171,12 @@ def table(rows: list[dict]) -> str:
                  + (f"; judge accuracy on held-out real images in this class mix {r['accuracy_real']:.3f}"
                     if "accuracy_real" in r else ""))
     return "\n".join(lines)
+
+
+def fd_cell(r: dict) -> str:
+    """FD/floor, with its range over seeds when there were several: "1.88 (1.78-1.97)"."""
+    seeds = r.get("fd_ratio_seeds", [])
+    return f"{r['fd_ratio']:.2f}" + (f" ({min(seeds):.2f}-{max(seeds):.2f})" if len(seeds) > 1 else "")
 
 
 def targets(rows: list[dict], uncond: dict | None, goal=(0.99, 1.5, 0.8)) -> list[str]:
@@ -213,6 +237,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, help="with --train: the step budget (default: difflab's)")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0, help="the samples' seed (the reference set does not move)")
+    p.add_argument("--seeds", type=int, default=1, help="sample seeds per row, from --seed on: figures are their means")
     p.add_argument("--quick", action="store_true", help="fewer rows")
     p.add_argument("--rows", type=json.loads, help="JSON list of Sampler overrides: measure the default and these only")
     p.add_argument("--targets", default="0.99,1.5,0.8", help="accuracy >=, FD/floor <=, recall >= for the default row")
@@ -222,23 +247,26 @@ def main() -> None:
     goal = tuple(float(v) for v in args.targets.split(","))
     if not args.run and not args.train:
         p.error("give a RUN folder or --train")
+    if args.seeds < 1:
+        p.error("--seeds is a count of sample seeds, at least 1")
     run = Run.load(train_default(args.steps) if args.train else args.run)
     probe = QualityProbe(run.config.dataset, data_dir=run.config.data_dir, image_size=run.config.image_size)
     if not run.num_classes:
         return unconditional(run, probe, args)
     labels = class_labels(run.num_classes, args.n // run.num_classes)
     cond = Condition.classes(labels, run.num_classes)
+    seeds = range(args.seed, args.seed + args.seeds)
     rows = []
     for settings in grid(run, args.quick, args.rows):
-        rows.append(measure(run, probe, settings, cond, labels, args.seed))
+        rows.append(measure_seeds(run, probe, settings, cond, labels, seeds))
         print(f"  {rows[-1]['method']:>14} w={rows[-1]['w']:<4g} acc {rows[-1]['accuracy']:.3f} "
               f"FD/floor {rows[-1]['fd_ratio']:.2f} recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
     null = Condition(torch.full((args.n,), run.num_classes), run.num_classes)  # the null class: unconditional samples
     nulls = []
     for name, settings, needs in null_rows(run):
         if needs:
-            nulls.append({**measure(run, probe, settings, null, None, args.seed), "method": name})
-    print(header(run, args.n, seed=args.seed))
+            nulls.append({**measure_seeds(run, probe, settings, null, None, seeds), "method": name})
+    print(header(run, args.n, seed=args.seed, seeds=args.seeds))
     print(table(rows))
     for u in nulls:
         print(f"{u['method']}: confidence {u['confidence']:.3f}, FD/floor {u['fd_ratio']:.2f}, recall {u['recall']:.3f}, "
@@ -256,12 +284,13 @@ def unconditional(run: Run, probe: QualityProbe, args) -> None:
     """An unconditional run: judge confidence, FD/floor, P/R per autoguidance strength; the target is the
     issue-16 one for unconditional samples (confidence >= 0.95)."""
     cond = Condition.unconditional(args.n)
+    seeds = range(args.seed, args.seed + args.seeds)
     rows = []
     for settings in unconditional_grid(run, args.quick):
-        rows.append(measure(run, probe, settings, cond, None, args.seed))
+        rows.append(measure_seeds(run, probe, settings, cond, None, seeds))
         print(f"  {rows[-1]['method']:>14} {rows[-1]['solver']} {rows[-1]['steps']}: confidence "
               f"{rows[-1]['confidence']:.3f} FD/floor {rows[-1]['fd_ratio']:.2f}", file=sys.stderr, flush=True)
-    print(header(run, args.n, " (unconditional)", args.seed))
+    print(header(run, args.n, " (unconditional)", args.seed, args.seeds))
     print(table(rows))
     d = next(r for r in rows if r["default"])
     print(f"default sampler ({d['method']}): confidence {d['confidence']:.3f} (>= 0.95; real images: "
