@@ -78,7 +78,7 @@ def test_huge_canvas_is_refused():
 def test_upload_not_an_image_and_huge_image(tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    with pytest.raises(UserError, match=r"notes.png is not a readable image .*; fix: upload a PNG or JPG$"):
+    with pytest.raises(UserError, match=r"^notes.png is not a readable image \(UnidentifiedImageError\); fix: upload a PNG or JPG$"):
         inputs.read_upload(text)
     huge = tmp_path / "huge.png"
     Image.new("L", (5000, 8)).save(huge)

@@ -28,12 +28,14 @@ def read_gray(path: str | Path) -> np.ndarray:
         return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
-def read_picture(path: str | Path, check_size: Callable[[int, int], None] | None = None, verb: str = "give") -> np.ndarray:
+def read_picture(path: str | Path, check_size: Callable[[int, int], None] | None = None, verb: str = "give",
+                 shown: str | None = None) -> np.ndarray:
     """Any Pillow-readable image as `(H, W, 3)` RGB float in [0, 1], transparency laid over white.
 
     `check_size(width, height)` runs on the header, before decoding (the studio refuses huge uploads there);
-    `verb` is how the fix asks for another file ("give" on the command line, "upload" in the studio)."""
-    with _readable(path, verb), Image.open(path) as image:
+    `verb` is how the fix asks for another file ("give" on the command line, "upload" in the studio); `shown`
+    names the file in errors instead of its path (an upload's temporary path means nothing to its owner)."""
+    with _readable(path, verb, shown), Image.open(path) as image:
         if check_size is not None:
             check_size(*image.size)
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
@@ -41,20 +43,22 @@ def read_picture(path: str | Path, check_size: Callable[[int, int], None] | None
 
 
 @contextmanager
-def _readable(path: str | Path, verb: str = "give"):
-    """Whatever opening and decoding `path` raises, as one line naming the file and the fix."""
+def _readable(path: str | Path, verb: str = "give", shown: str | None = None):
+    """Whatever opening and decoding `path` raises, as one line naming the file (`shown`, else its path) and the fix."""
+    name = shown or path
     try:
         yield
     except UserError:
         raise  # a check's own line (it is a ValueError too)
     except FileNotFoundError:
-        raise UserError(f"image {path} not found; fix: {verb} a PNG/JPG path") from None
+        raise UserError(f"image {name} not found; fix: {verb} a PNG/JPG path") from None
     except PermissionError:
-        raise UserError(f"image {path} is not readable (permission denied); fix: `chmod a+r` it") from None
+        raise UserError(f"image {name} is not readable (permission denied); fix: `chmod a+r` it") from None
     except Image.DecompressionBombError as err:
-        raise UserError(f"{path} has too many pixels ({err}); fix: scale it down") from None
+        raise UserError(f"{name} has too many pixels ({err}); fix: scale it down") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"{path} is not a readable image ({err}); fix: {verb} a PNG or JPG") from None
+        detail = type(err).__name__ if shown else err  # Pillow's own text repeats the path
+        raise UserError(f"{name} is not a readable image ({detail}); fix: {verb} a PNG or JPG") from None
 
 
 def on_white(rgba: np.ndarray) -> np.ndarray:

@@ -61,7 +61,8 @@ def read_upload(path: str | Path) -> np.ndarray:
     """An uploaded file as `(H, W, 3)` RGB in [0, 1], transparency on white: refused before decoding when not
     an image or too large."""
     name = Path(path).name
-    return read_picture(path, lambda width, height: check_side(width, height, f"upload {name}"), verb="upload")
+    return read_picture(path, lambda width, height: check_side(width, height, f"upload {name}"), verb="upload",
+                        shown=name)
 
 
 def canvas_image(value) -> np.ndarray | None:
