@@ -139,13 +139,15 @@ def measure_seeds(run: Run, probe: QualityProbe, settings: dict, cond: Condition
 
 
 def pool(results: list[dict]) -> dict:
-    """Rows of one setting on several seeds → one row: numbers averaged (counts summed), the rest from the first."""
-    first, summed = results[0], {"redrawn"}
-    out = {k: (sum(r[k] for r in results) if k in summed else sum(r[k] for r in results) / len(results))
-           if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("steps", "w", "n", "n_reference") else v
-           for k, v in first.items()}
-    out["fd_ratio_seeds"] = [r["fd_ratio"] for r in results]
-    return out
+    """Rows of one setting on several seeds → one row: each figure that differs between seeds is their mean;
+    words, flags and what every seed shares (solver steps, w, n, the floor) are kept as they are."""
+    def pooled(key: str, value):
+        values = [r[key] for r in results]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or all(v == value for v in values):
+            return value
+        return sum(values) / len(values)
+
+    return {**{k: pooled(k, v) for k, v in results[0].items()}, "fd_ratio_seeds": [r["fd_ratio"] for r in results]}
 
 
 def header(run: Run, n: int, kind: str = "", seed: int = 0, seeds: int = 1) -> str:
