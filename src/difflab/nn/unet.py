@@ -56,8 +56,9 @@ class UNet(nn.Module):
         channels = tuple(int(c) for c in channels)
         attention_levels = tuple(int(i) for i in attention_levels)
         cross_attention_levels = tuple(int(i) for i in cross_attention_levels)
-        if image_size % 2 ** (len(channels) - 1):
-            step, halvings = 2 ** (len(channels) - 1), len(channels) - 1
+        halvings = len(channels) - 1
+        step = 2 ** halvings  # the side must divide by this to halve once per level
+        if image_size % step:
             near = max(step, round(image_size / step) * step)
             raise UserError(f"image size {image_size} px cannot be halved {halvings} times (one per level of --channels "
                             f"{','.join(map(str, channels))}); fix: --image-size a multiple of {step} (e.g. {near}), "
