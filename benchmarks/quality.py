@@ -5,7 +5,8 @@
     python benchmarks/quality.py RUN --rows '[{"steps": 10, "autoguidance": 4}]' --targets 0.9,2,0.8  # these rows only
     python benchmarks/quality.py RUN --seeds 3        # each row on 3 sample seeds: means, FD/floor's range beside it
 
-Each row samples n class-conditional images (n/10 per class, seed 0 or `--seed`) and measures them with
+Each row samples n class-conditional images (n/10 per class, seed 0 or `--seed`; a text run asks each one the
+caption of a random training image of its class, so they are a draw from it) and measures them with
 `difflab.evaluation.quality.QualityProbe`: judge accuracy and confidence, judge-space FD against a fixed
 set of 2,000 real train images divided by the real-vs-real floor (n other real images), KID,
 precision/recall (k = 3), mean within-class diversity (real: the floor's), NFE per image and images/s.
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.evaluation.prompts import drawn_prompts
 from difflab.evaluation.quality import QualityProbe
 from difflab.precision import cpu_has_native_bf16
 from difflab.run import Run
@@ -114,6 +116,17 @@ def nfe(s, num_timesteps: int) -> int:
     guidance = s.guidance_for(num_timesteps)
     extra = 1 if s.autoguidance != 1 else 0  # the guide, on every step
     return sum((2 if guidance.active(torch.tensor([t])) else 1) + extra for t in s.timesteps(num_timesteps))
+
+
+def conditions(run: Run, labels: torch.Tensor, seed: int) -> tuple[Condition, Condition]:
+    """The samples' condition and the null branch's (unconditional samples of a conditional model): class ids and
+    the null class, or for a text run a caption drawn per label (`drawn_prompts`: the caption of a random training
+    image of the class, so the samples are a draw from it, as FD and recall need) and the empty prompt."""
+    if run.is_text:
+        cond = run.condition(prompts=drawn_prompts(run, labels, seed=seed))
+        return cond, Condition.text(cond.null())
+    return (Condition.classes(labels, run.num_classes),
+            Condition(torch.full((len(labels),), run.num_classes), run.num_classes))
 
 
 def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels, seed: int = 0) -> dict:
@@ -256,19 +269,19 @@ def main() -> None:
     if not run.num_classes:
         return unconditional(run, probe, args)
     labels = class_labels(run.num_classes, args.n // run.num_classes)
-    cond = Condition.classes(labels, run.num_classes)
+    cond, null = conditions(run, labels, args.seed)
     seeds = range(args.seed, args.seed + args.seeds)
     rows = []
     for settings in grid(run, args.quick, args.rows):
         rows.append(measure_seeds(run, probe, settings, cond, labels, seeds))
         print(f"  {rows[-1]['method']:>14} w={rows[-1]['w']:<4g} acc {rows[-1]['accuracy']:.3f} "
               f"FD/floor {rows[-1]['fd_ratio']:.2f} recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
-    null = Condition(torch.full((args.n,), run.num_classes), run.num_classes)  # the null class: unconditional samples
     nulls = []
     for name, settings, needs in null_rows(run):
         if needs:
             nulls.append({**measure_seeds(run, probe, settings, null, None, seeds), "method": name})
-    print(header(run, args.n, seed=args.seed, seeds=args.seeds))
+    kind = " (text: each sample asks the caption of a random training image of its class)" if run.is_text else ""
+    print(header(run, args.n, kind, seed=args.seed, seeds=args.seeds))
     print(table(rows))
     for u in nulls:
         print(f"{u['method']}: confidence {u['confidence']:.3f}, FD/floor {u['fd_ratio']:.2f}, recall {u['recall']:.3f}, "

@@ -17,7 +17,7 @@ from PIL import Image
 from difflab.data import load_dataset
 from difflab.errors import UserError
 from difflab.evaluation import retrieval
-from difflab.evaluation.prompts import evaluate_prompts, prompt_sets
+from difflab.evaluation.prompts import drawn_prompts, evaluate_prompts, prompt_sets
 from difflab.evaluation.retrieval import load_retrieval, retrieval_score
 from difflab.evaluation.summary import prompt_lines
 
@@ -167,6 +167,29 @@ def test_prompt_sets_of_class_captions_keep_trained_and_unseen():
     sets = prompt_sets(run)
     assert set(sets) == {"trained", "unseen"} and sets["trained"][7] == ("a handwritten digit 7", 7)
     assert ("an image of the numeral seven", 7) in sets["unseen"]
+
+
+def test_drawn_prompts_are_captions_of_random_training_images_of_each_class():
+    """FD needs a text run's samples drawn from the whole class, not from its first caption alone."""
+    data = emoji()
+    run = fake_run("emoji:30", data)
+    labels = torch.tensor([0, 3, 3, 8] * 25)
+    drawn = drawn_prompts(run, labels, seed=0)
+    train = data["train"]
+    classes_of: dict[str, set] = {}
+    for caption, c in zip(train.captions, train.labels.tolist()):
+        classes_of.setdefault(caption, set()).add(c)
+    assert len(drawn) == len(labels) and all(c in classes_of[p] for p, c in zip(drawn, labels.tolist()))
+    assert len(set(drawn[1::4])) > 5  # class 3's 25 prompts: many captions, not its first one 25 times
+    assert drawn_prompts(run, labels, seed=0) == drawn and drawn_prompts(run, labels, seed=1) != drawn
+
+
+def test_drawn_prompts_of_class_captions_pick_among_the_class_templates():
+    data = {split: load_dataset("mnist5k", split=split) for split in ("train", "test")}
+    run = fake_run("mnist5k", data)
+    run.class_prompts = [[f"a handwritten digit {c}", f"the number {c}"] for c in range(10)]
+    drawn = drawn_prompts(run, torch.arange(10).repeat(20), seed=0)
+    assert all(p in run.class_prompts[i % 10] for i, p in enumerate(drawn)) and len(set(drawn)) == 20
 
 
 @pytest.mark.slow  # renders emoji:30, trains its judge and encoder (~15 s)

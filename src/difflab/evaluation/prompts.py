@@ -71,6 +71,28 @@ def sample_captions(data: ImageDataset, *, seed: int = 0) -> list[tuple[str, int
     return out
 
 
+def drawn_prompts(run, labels: torch.Tensor, *, seed: int = 0) -> list[str]:
+    """A prompt per label that makes a text run's samples a draw from each class, as FD and recall need:
+    per-image captions (emoji) - the caption of a random training image of the class; class captions - a random
+    one of the class's templates. `Run.condition(labels)` asks each class's first caption instead, which is what
+    `sample --label` means but only one mode of the class (a group of emoji drawn as "grinning face" alone)."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.as_tensor(labels).cpu()
+    data = _split(run, "train")
+    if data.captions is None:  # class captions (templates)
+        prompts = run.class_prompts
+        picks = torch.randint(0, 1 << 30, (len(labels),), generator=generator).tolist()
+        return [prompts[c][i % len(prompts[c])] for c, i in zip(labels.tolist(), picks)]
+    out: list[str] = [""] * len(labels)
+    for c in labels.unique().tolist():
+        where, mine = (labels == c).nonzero().flatten(), (data.labels == c).nonzero().flatten()
+        if not len(mine):
+            raise UserError(f"class {c} has no training image to draw a caption from; fix: ask the classes it has")
+        for i, j in zip(where.tolist(), mine[torch.randint(len(mine), (len(where),), generator=generator)].tolist()):
+            out[i] = data.captions[j]
+    return out
+
+
 def _split(run, split: str) -> ImageDataset:
     cfg = run.config
     return load_dataset(cfg.dataset, split=split, data_dir=cfg.data_dir, image_size=cfg.image_size)
@@ -199,4 +221,4 @@ def _chunks(items: list, size: int):
         yield items[i : i + size]
 
 
-__all__ = ["evaluate_prompts", "per_image_captions", "prompt_sets", "sample_captions", "write_prompts_eval"]
+__all__ = ["drawn_prompts", "evaluate_prompts", "per_image_captions", "prompt_sets", "sample_captions", "write_prompts_eval"]
