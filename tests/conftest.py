@@ -8,9 +8,11 @@ without anyone remembering to mark it.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import os
 import re
+import shutil
 import tempfile
 
 import pytest
@@ -49,8 +51,11 @@ def pytest_collection_modifyitems(config, items):
         if "slow" not in item.keywords and _is_slow(item):
             item.add_marker(slow)
 
-# Judges and downloads go to one cache per test session (CI sets its own fresh one).
-os.environ.setdefault("DIFFLAB_CACHE", tempfile.mkdtemp(prefix="difflab-test-cache-"))
+# Judges and downloads go to one cache per test session (CI sets its own fresh one); a cache made here is removed
+# when the session ends, so test runs do not pile up folders in /tmp.
+if "DIFFLAB_CACHE" not in os.environ:
+    os.environ["DIFFLAB_CACHE"] = tempfile.mkdtemp(prefix="difflab-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["DIFFLAB_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture
