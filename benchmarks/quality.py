@@ -178,7 +178,7 @@ def table(rows: list[dict]) -> str:
         acc = f"{r['accuracy']:.3f}" if "accuracy" in r else "—"
         lines.append(f"| {'*' if r['default'] else ''} | {r['solver']} {r['steps']} | {r['method']} | {r['w']:g} | {acc} "
                      f"| {r['confidence']:.3f} | {fd_cell(r)} | {r['kid']:.4f} | {r['precision']:.3f} "
-                     f"| {r['recall']:.3f} | {r['diversity']:.2f} | {r['nfe']} | {r['img_per_s']:.0f} |")
+                     f"| {r['recall']:.3f} | {r['diversity']:.2f} | {r['nfe']:.1f} | {r['img_per_s']:.0f} |")
     r = rows[0]
     lines.append(f"\nreal floor (n={r['n']} other real images vs the {r['n_reference']}-image reference): FD {r['fd_floor']:.3f}, "
                  f"precision {r['precision_floor']:.3f}, recall {r['recall_floor']:.3f}, diversity {r['diversity_floor']:.2f}, "
@@ -254,6 +254,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the samples' seed (the reference set does not move)")
     p.add_argument("--seeds", type=int, default=1, help="sample seeds per row, from --seed on: figures are their means")
     p.add_argument("--quick", action="store_true", help="fewer rows")
+    p.add_argument("--no-null", action="store_true", help="skip the null branch's rows (the unconditional target)")
     p.add_argument("--rows", type=json.loads, help="JSON list of Sampler overrides: measure the default and these only")
     p.add_argument("--targets", default="0.99,1.5,0.8", help="accuracy >=, FD/floor <=, recall >= for the default row")
     p.add_argument("--json")
@@ -277,7 +278,7 @@ def main() -> None:
         print(f"  {rows[-1]['method']:>14} w={rows[-1]['w']:<4g} acc {rows[-1]['accuracy']:.3f} "
               f"FD/floor {rows[-1]['fd_ratio']:.2f} recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
     nulls = []
-    for name, settings, needs in null_rows(run):
+    for name, settings, needs in () if args.no_null else null_rows(run):
         if needs:
             nulls.append({**measure_seeds(run, probe, settings, null, None, seeds), "method": name})
     kind = " (text: each sample asks the caption of a random training image of its class)" if run.is_text else ""
@@ -286,7 +287,7 @@ def main() -> None:
     for u in nulls:
         print(f"{u['method']}: confidence {u['confidence']:.3f}, FD/floor {u['fd_ratio']:.2f}, recall {u['recall']:.3f}, "
               f"NFE {u['nfe']:g}")
-    best_null = max(nulls, key=lambda u: u["confidence"])
+    best_null = max(nulls, key=lambda u: u["confidence"]) if nulls else None
     print("\n".join(targets(rows, best_null, goal)))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "null": nulls}, indent=1, default=str))
