@@ -118,7 +118,7 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
     is the full suite (FD, KID, precision/recall, memorisation, ...)."""
     from difflab.data import load_dataset
     from difflab.evaluation import judge_samples, judge_unconditional, load_judge
-    from difflab.evaluation.prompts import drawn_prompts
+    from difflab.evaluation.prompts import DRAWN
     from difflab.evaluation.suite import sample_shown
     from difflab.sampling.filter import Redraws
 
@@ -137,13 +137,11 @@ def judge_run(run: Run, *, n_per_class: int = 100, seed: int = 0, name: str | No
         labels = class_labels(run.num_classes, n_per_class)
         if classes is not None:  # a bounded subset (training/end.py: a dataset of thousands of classes)
             labels = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n_per_class)
-        # a text run is asked for each class as a whole (a random training caption per image), not its first caption
-        asked = {"prompts": drawn_prompts(run, labels, seed=seed)} if run.is_text else {}
-        images = sample_shown(run, None if asked else labels, n=None, seed=seed, label="judging: sampling",
-                              enabled=progress, tally=tally, **asked, **settings)
+        images = sample_shown(run, labels, n=None, seed=seed, label="judging: sampling", enabled=progress, tally=tally,
+                              **settings)
         result = judge_samples(judge, images, labels)
-        if asked:
-            result["prompts"] = "the caption of a random training image of each sample's class"
+        if run.is_text:
+            result["prompts"] = DRAWN
     s = run.sampler(seed=seed, **settings)
     result.update(solver=s.solver, steps=s.steps, guidance=s.guidance, guidance_method=s.guidance_method,
                   guidance_interval=list(s.guidance_interval), autoguidance=s.autoguidance, seed=seed,

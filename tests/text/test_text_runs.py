@@ -38,6 +38,27 @@ def test_a_label_stands_for_its_first_caption(text_run):
         run.sample(labels=[10])
 
 
+def test_evaluation_asks_a_text_run_for_each_class_as_a_whole(text_run, monkeypatch):
+    """The judge and the suite sample a text run with a random training caption per image (FD needs a draw from
+    the class), while `sample --label` keeps meaning the class's first caption (the test above)."""
+    from difflab.evaluation.suite import sample_shown
+
+    run, asked = Run.load(text_run.path), []
+    real = run.sample_chunks
+
+    def spy(labels, *, prompts=None, **kwargs):
+        asked.append((labels, prompts))
+        return real(labels, prompts=prompts, **kwargs)
+
+    monkeypatch.setattr(run, "sample_chunks", spy)
+    labels = torch.arange(10).repeat(6)
+    images = sample_shown(run, labels, n=None, seed=0, enabled=False, steps=2)
+    (given, prompts), = asked
+    assert images.shape[0] == 60 and given is None and len(prompts) == 60
+    assert all(p in run.class_prompts[c] for p, c in zip(prompts, labels.tolist()))
+    assert sum(p != run.class_prompts[c][0] for p, c in zip(prompts, labels.tolist())) > 20
+
+
 def test_caption_choice_and_dropout():
     data = load_dataset("mnist5k")
     caps = captions_for(data)

@@ -32,6 +32,7 @@ from difflab.errors import UserError
 from difflab.evaluation.retrieval import load_retrieval, retrieval_score
 from difflab.text.captions import paraphrases
 
+DRAWN = "the caption of a random training image of each sample's class"  # what `drawn_prompts` asks
 PER_CLASS = 5  # captions per class in each set of a per-image-caption run (emoji: 9 groups -> 45 prompts)
 MIN_PROMPTS = 40  # ... and at least this many per set, so retrieval ranks among enough candidates (a 1-class folder)
 

@@ -262,6 +262,7 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
                  **settings) -> dict:
     """Sample `n` images from `run` (split evenly over classes) and measure them; saved as the run's
     evaluation `name` (`RunFolder.write_eval`, pictures beside it). SIGINT/SIGTERM: `Stopped`, nothing written."""
+    from difflab.evaluation.prompts import DRAWN
     from difflab.sampling import class_labels
 
     k = run.num_classes
@@ -282,6 +283,7 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
                                                       "guidance_interval": list(s.guidance_interval),
                                                       "autoguidance": s.autoguidance, "eta": s.eta,
                                                       **tally.record(s.redraws)},
+                **({"prompts": DRAWN} if run.is_text and k else {}),
                 "seeds": {"sampling": seed, "evaluation": config.seed},
                 "sampling_seconds": round(time.monotonic() - started, 2)}
         name = name or f"suite-{s.solver}-{s.steps}steps-g{s.guidance:g}-n{len(images)}-seed{seed}"
@@ -298,7 +300,12 @@ def evaluate_run(run, *, n: int = 2000, seed: int = 0, name: str | None = None, 
 def sample_shown(run, labels, *, n: int | None, seed: int, prompts: list[str] | None = None,
                  label: str = "evaluate: sampling", enabled: bool = True, tally=None, **settings) -> torch.Tensor:
     """`run.sample` in chunks of EVAL_CHUNK (the same images), with a bar: sampling is most of an evaluation
-    (and of the judge's check at the end of a run). `tally`: a `Redraws` that counts what the filter sent back."""
+    (and of the judge's check at the end of a run). `tally`: a `Redraws` that counts what the filter sent back.
+    A text run asked for `labels` draws each class as a whole (`drawn_prompts`), not its first caption alone."""
+    if labels is not None and prompts is None and getattr(run, "is_text", False):
+        from difflab.evaluation.prompts import drawn_prompts
+
+        labels, prompts = None, drawn_prompts(run, labels, seed=seed)
     total = len(labels) if labels is not None else len(prompts) if prompts is not None else n
     parts = []
     with progress.bar(total, label, unit="img", enabled=enabled) as shown:
