@@ -18,6 +18,7 @@ import torch
 from difflab.data import load_dataset
 from difflab.evaluation import judge_samples, load_judge
 from difflab.evaluation.metrics import frechet_distance
+from difflab.evaluation.suite import sample_shown
 from difflab.run import Run
 from difflab.sampling import class_labels
 
@@ -25,7 +26,7 @@ from difflab.sampling import class_labels
 def row(name: str, run: Run, labels, judge, real, **settings) -> None:
     s = run.sampler(**settings)
     start = time.perf_counter()
-    images = run.sample(labels, **settings)
+    images = sample_shown(run, labels, n=None, seed=0, enabled=False, **settings)  # text runs: drawn captions
     seconds = time.perf_counter() - start
     acc = judge_samples(judge, images, labels)["accuracy"]
     fd = frechet_distance(judge.features(images), real)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from difflab.cli.options import float_list, int_list
-from difflab.evaluation.suite import EvalConfig, evaluate_images
+from difflab.evaluation.suite import EvalConfig, evaluate_images, sample_shown
 from difflab.run import Run
 from difflab.sampling import class_labels
 
@@ -26,7 +26,7 @@ def cell(run: Run, n: int, steps: int, guidance: float, out: Path, pictures: boo
     """Sample n images (even over classes) at one setting, then evaluate them."""
     labels = class_labels(run.num_classes, n // run.num_classes)
     started = time.monotonic()
-    images = run.sample(labels, seed=0, steps=steps, guidance=guidance)
+    images = sample_shown(run, labels, n=None, seed=0, enabled=False, steps=steps, guidance=guidance)  # text runs: drawn captions
     meta = {"source": str(run.path), "sampler": {"solver": run.sampler().solver, "steps": steps, "guidance": guidance},
             "seeds": {"sampling": 0, "evaluation": 0}, "sampling_seconds": round(time.monotonic() - started, 1)}
     return evaluate_images(images, labels, run.config.dataset, out=out, name=f"s{steps}-g{guidance:g}",

@@ -14,6 +14,7 @@ import json
 import sys
 
 from difflab.evaluation.quality import QualityProbe
+from difflab.evaluation.suite import sample_shown
 from difflab.run import Run
 from difflab.sampling import class_labels
 
@@ -26,8 +27,8 @@ def main() -> None:
     labels = class_labels(run.num_classes, 1000 // run.num_classes)
     print("| w_auto | w_cfg | interval | accuracy | FD / floor | recall |\n|---|---|---|---|---|---|")
     for w_auto, w_cfg, lo, hi in combos:
-        images = run.sample(labels, seed=0, guidance_method="cfg", guidance=w_cfg, guidance_interval=(lo, hi),
-                            guidance_rescale=0.0, autoguidance=w_auto)
+        images = sample_shown(run, labels, n=None, seed=0, enabled=False, guidance_method="cfg", guidance=w_cfg,
+                              guidance_interval=(lo, hi), guidance_rescale=0.0, autoguidance=w_auto)
         r = probe.measure(images, labels)
         print(f"| {w_auto:g} | {w_cfg:g} | [{lo:g}, {hi:g}] | {r['accuracy']:.3f} | {r['fd_ratio']:.2f} | {r['recall']:.3f} |",
               flush=True)

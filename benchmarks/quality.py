@@ -145,10 +145,10 @@ def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labe
             "img_per_s": len(images) / seconds, "default": s == run.sampler(seed=seed)}
 
 
-def measure_seeds(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels, seeds: range) -> dict:
-    """`measure` on each sample seed, pooled: the mean of every figure, FD/floor's per-seed values kept. One
-    seed's FD/floor moves by up to ~0.6 at 2-3x the floor (benchmarks/RESULTS.md), too much to rank close rows."""
-    return pool([measure(run, probe, settings, cond, labels, seed) for seed in seeds])
+def measure_seeds(run: Run, probe: QualityProbe, settings: dict, condition, labels, seeds: range) -> dict:
+    """`measure` on each sample seed (`condition(seed)`: what that seed's samples are conditioned on), pooled: the
+    mean of every figure, FD/floor's per-seed values kept. One seed's FD/floor moves by up to ~0.6 at 2-3x the floor (benchmarks/RESULTS.md), too much to rank close rows."""
+    return pool([measure(run, probe, settings, condition(seed), labels, seed) for seed in seeds])
 
 
 def pool(results: list[dict]) -> dict:
@@ -270,17 +270,18 @@ def main() -> None:
     if not run.num_classes:
         return unconditional(run, probe, args)
     labels = class_labels(run.num_classes, args.n // run.num_classes)
-    cond, null = conditions(run, labels, args.seed)
     seeds = range(args.seed, args.seed + args.seeds)
+    drawn = {seed: conditions(run, labels, seed) for seed in seeds}  # a text run draws its captions per sample seed
     rows = []
     for settings in grid(run, args.quick, args.rows):
-        rows.append(measure_seeds(run, probe, settings, cond, labels, seeds))
+        rows.append(measure_seeds(run, probe, settings, lambda seed: drawn[seed][0], labels, seeds))
         print(f"  {rows[-1]['method']:>14} w={rows[-1]['w']:<4g} acc {rows[-1]['accuracy']:.3f} "
               f"FD/floor {rows[-1]['fd_ratio']:.2f} recall {rows[-1]['recall']:.3f}", file=sys.stderr, flush=True)
     nulls = []
     for name, settings, needs in () if args.no_null else null_rows(run):
         if needs:
-            nulls.append({**measure_seeds(run, probe, settings, null, None, seeds), "method": name})
+            nulls.append({**measure_seeds(run, probe, settings, lambda seed: drawn[seed][1], None, seeds),
+                          "method": name})
     kind = " (text: each sample asks the caption of a random training image of its class)" if run.is_text else ""
     print(header(run, args.n, kind, seed=args.seed, seeds=args.seeds))
     print(table(rows))
@@ -303,7 +304,7 @@ def unconditional(run: Run, probe: QualityProbe, args) -> None:
     seeds = range(args.seed, args.seed + args.seeds)
     rows = []
     for settings in unconditional_grid(run, args.quick):
-        rows.append(measure_seeds(run, probe, settings, cond, None, seeds))
+        rows.append(measure_seeds(run, probe, settings, lambda seed: cond, None, seeds))
         print(f"  {rows[-1]['method']:>14} {rows[-1]['solver']} {rows[-1]['steps']}: confidence "
               f"{rows[-1]['confidence']:.3f} FD/floor {rows[-1]['fd_ratio']:.2f}", file=sys.stderr, flush=True)
     print(header(run, args.n, " (unconditional)", args.seed, args.seeds))

@@ -132,7 +132,7 @@ def fake_run(dataset: str, data: dict[str, object]):
         yield None, torch.stack([lookup[p] for p in prompts])
 
     train = data["train"]
-    return SimpleNamespace(path=Path("fake"), is_text=True, class_names=train.class_names,
+    return SimpleNamespace(path=Path("fake"), is_text=True, class_names=train.class_names, num_classes=train.num_classes,
                            class_prompts=[[f"caption {c}"] for c in range(train.num_classes)],
                            config=SimpleNamespace(dataset=dataset, data_dir=None, image_size=None),
                            sampler=lambda **kw: SimpleNamespace(solver="ddim", steps=2, guidance=1.0),
@@ -182,6 +182,9 @@ def test_drawn_prompts_are_captions_of_random_training_images_of_each_class():
     assert len(drawn) == len(labels) and all(c in classes_of[p] for p, c in zip(drawn, labels.tolist()))
     assert len(set(drawn[1::4])) > 5  # class 3's 25 prompts: many captions, not its first one 25 times
     assert drawn_prompts(run, labels, seed=0) == drawn and drawn_prompts(run, labels, seed=1) != drawn
+    for bad in (9, -1):  # the one-line error sampling gives, not an IndexError or a silent wrap to the last class
+        with pytest.raises(UserError, match=f"label {bad} is out of range for a 9-class model"):
+            drawn_prompts(run, torch.tensor([0, bad]))
 
 
 def test_drawn_prompts_of_class_captions_pick_among_the_class_templates():

@@ -59,6 +59,15 @@ def test_evaluation_asks_a_text_run_for_each_class_as_a_whole(text_run, monkeypa
     assert sum(p != run.class_prompts[c][0] for p, c in zip(prompts, labels.tolist())) > 20
 
 
+def test_the_judge_of_a_text_run_says_which_prompts_it_asked(own_text_run, mnist_judge):
+    from difflab.api import judge_run
+    from difflab.evaluation.prompts import DRAWN
+
+    result = judge_run(Run.load(own_text_run), n_per_class=2, name="drawn", progress=False, steps=2)
+    saved = json.loads((own_text_run / "eval" / "drawn.json").read_text())
+    assert result["n"] == 20 and saved["prompts"] == DRAWN
+
+
 def test_caption_choice_and_dropout():
     data = load_dataset("mnist5k")
     caps = captions_for(data)

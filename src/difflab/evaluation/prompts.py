@@ -30,6 +30,7 @@ import torch
 from difflab.data import ImageDataset, load_dataset
 from difflab.errors import UserError
 from difflab.evaluation.retrieval import load_retrieval, retrieval_score
+from difflab.sampling import Condition
 from difflab.text.captions import paraphrases
 
 DRAWN = "the caption of a random training image of each sample's class"  # what `drawn_prompts` asks
@@ -77,8 +78,8 @@ def drawn_prompts(run, labels: torch.Tensor, *, seed: int = 0) -> list[str]:
     per-image captions (emoji) - the caption of a random training image of the class; class captions - a random
     one of the class's templates. `Run.condition(labels)` asks each class's first caption instead, which is what
     `sample --label` means but only one mode of the class (a group of emoji drawn as "grinning face" alone)."""
+    labels = Condition.classes(labels, run.num_classes).values.cpu()  # out of range: the one-line error sampling gives
     generator = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(labels).cpu()
     data = _split(run, "train")
     if data.captions is None:  # class captions (templates)
         prompts = run.class_prompts

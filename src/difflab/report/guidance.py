@@ -43,7 +43,7 @@ def skip_reason(run) -> str | None:
     if not run.num_classes:
         return "an unconditional run has no guidance to sweep"
     if run.is_text:
-        return "the judge reads class ids, not prompts"
+        return "a text run's guidance is compared per caption set: `difflab evaluate RUN --prompts --guidance W`"
     if run.folder.read_distill() is not None:
         return "a distilled run samples at the guidance baked into it"
     return None
