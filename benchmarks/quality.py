@@ -6,7 +6,8 @@
     python benchmarks/quality.py RUN --seeds 3        # each row on 3 sample seeds: means, FD/floor's range beside it
 
 Each row samples n class-conditional images (n/10 per class, seed 0 or `--seed`; a text run asks each one the
-caption of a random training image of its class, so they are a draw from it) and measures them with
+caption of a random training image of its class, so they are a draw from it; `--captions test`: of a held-out
+image) and measures them with
 `difflab.evaluation.quality.QualityProbe`: judge accuracy and confidence, judge-space FD against a fixed
 set of 2,000 real train images divided by the real-vs-real floor (n other real images), KID,
 precision/recall (k = 3), mean within-class diversity (real: the floor's), NFE per image and images/s.
@@ -118,12 +119,12 @@ def nfe(s, num_timesteps: int) -> int:
     return sum((2 if guidance.active(torch.tensor([t])) else 1) + extra for t in s.timesteps(num_timesteps))
 
 
-def conditions(run: Run, labels: torch.Tensor, seed: int) -> tuple[Condition, Condition]:
+def conditions(run: Run, labels: torch.Tensor, seed: int, split: str = "train") -> tuple[Condition, Condition]:
     """The samples' condition and the null branch's (unconditional samples of a conditional model): class ids and
     the null class, or for a text run a caption drawn per label (`drawn_prompts`: the caption of a random training
     image of the class, so the samples are a draw from it, as FD and recall need) and the empty prompt."""
     if run.is_text:
-        cond = run.condition(prompts=drawn_prompts(run, labels, seed=seed))
+        cond = run.condition(prompts=drawn_prompts(run, labels, seed=seed, split=split))
         return cond, Condition.text(cond.null())
     return (Condition.classes(labels, run.num_classes),
             Condition(torch.full((len(labels),), run.num_classes), run.num_classes))
@@ -254,6 +255,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the samples' seed (the reference set does not move)")
     p.add_argument("--seeds", type=int, default=1, help="sample seeds per row, from --seed on: figures are their means")
     p.add_argument("--quick", action="store_true", help="fewer rows")
+    p.add_argument("--captions", choices=("train", "test"), default="train",
+                   help="text runs: draw each sample's caption from training images or held-out ones")
     p.add_argument("--no-null", action="store_true", help="skip the null branch's rows (the unconditional target)")
     p.add_argument("--rows", type=json.loads, help="JSON list of Sampler overrides: measure the default and these only")
     p.add_argument("--targets", default="0.99,1.5,0.8", help="accuracy >=, FD/floor <=, recall >= for the default row")
@@ -271,7 +274,7 @@ def main() -> None:
         return unconditional(run, probe, args)
     labels = class_labels(run.num_classes, args.n // run.num_classes)
     seeds = range(args.seed, args.seed + args.seeds)
-    drawn = {seed: conditions(run, labels, seed) for seed in seeds}  # a text run draws its captions per sample seed
+    drawn = {seed: conditions(run, labels, seed, args.captions) for seed in seeds}  # a text run draws its captions per sample seed
     rows = []
     for settings in grid(run, args.quick, args.rows):
         rows.append(measure_seeds(run, probe, settings, lambda seed: drawn[seed][0], labels, seeds))
@@ -282,7 +285,8 @@ def main() -> None:
         if needs:
             nulls.append({**measure_seeds(run, probe, settings, lambda seed: drawn[seed][1], None, seeds),
                           "method": name})
-    kind = " (text: each sample asks the caption of a random training image of its class)" if run.is_text else ""
+    which = "training" if args.captions == "train" else "held-out"
+    kind = f" (text: each sample asks the caption of a random {which} image of its class)" if run.is_text else ""
     print(header(run, args.n, kind, seed=args.seed, seeds=args.seeds))
     print(table(rows))
     for u in nulls:

@@ -182,6 +182,8 @@ def test_drawn_prompts_are_captions_of_random_training_images_of_each_class():
     assert len(drawn) == len(labels) and all(c in classes_of[p] for p, c in zip(drawn, labels.tolist()))
     assert len(set(drawn[1::4])) > 5  # class 3's 25 prompts: many captions, not its first one 25 times
     assert drawn_prompts(run, labels, seed=0) == drawn and drawn_prompts(run, labels, seed=1) != drawn
+    held_out = {c for c in data["test"].captions}
+    assert all(p in held_out for p in drawn_prompts(run, torch.tensor([0, 3, 8] * 5), split="test"))
     for bad in (9, -1):  # the one-line error sampling gives, not an IndexError or a silent wrap to the last class
         with pytest.raises(UserError, match=f"label {bad} is out of range for a 9-class model"):
             drawn_prompts(run, torch.tensor([0, bad]))

@@ -73,14 +73,16 @@ def sample_captions(data: ImageDataset, *, seed: int = 0) -> list[tuple[str, int
     return out
 
 
-def drawn_prompts(run, labels: torch.Tensor, *, seed: int = 0) -> list[str]:
+def drawn_prompts(run, labels: torch.Tensor, *, seed: int = 0, split: str = "train") -> list[str]:
     """A prompt per label that makes a text run's samples a draw from each class, as FD and recall need:
     per-image captions (emoji) - the caption of a random training image of the class; class captions - a random
     one of the class's templates. `Run.condition(labels)` asks each class's first caption instead, which is what
-    `sample --label` means but only one mode of the class (a group of emoji drawn as "grinning face" alone)."""
+    `sample --label` means but only one mode of the class (a group of emoji drawn as "grinning face" alone).
+    `split="test"`: captions of held-out images, which the model never saw (a name nearly picks out its training
+    image, so training captions also measure how well the model reproduces its training set)."""
     labels = Condition.classes(labels, run.num_classes).values.cpu()  # out of range: the one-line error sampling gives
     generator = torch.Generator().manual_seed(seed)
-    data = _split(run, "train")
+    data = _split(run, split)
     if data.captions is None:  # class captions (templates)
         prompts = run.class_prompts
         picks = torch.randint(0, 1 << 30, (len(labels),), generator=generator).tolist()
@@ -89,7 +91,7 @@ def drawn_prompts(run, labels: torch.Tensor, *, seed: int = 0) -> list[str]:
     for c in labels.unique().tolist():
         where, mine = (labels == c).nonzero().flatten(), (data.labels == c).nonzero().flatten()
         if not len(mine):
-            raise UserError(f"class {c} has no training image to draw a caption from; fix: ask the classes it has")
+            raise UserError(f"class {c} has no {split} image to draw a caption from; fix: ask the classes it has")
         for i, j in zip(where.tolist(), mine[torch.randint(len(mine), (len(where),), generator=generator)].tolist()):
             out[i] = data.captions[j]
     return out
