@@ -123,11 +123,8 @@ def conditions(run: Run, labels: torch.Tensor, seed: int, split: str = "train") 
     """The samples' condition and the null branch's (unconditional samples of a conditional model): class ids and
     the null class, or for a text run a caption drawn per label (`drawn_prompts`: the caption of a random training
     image of the class, so the samples are a draw from it, as FD and recall need) and the empty prompt."""
-    if run.is_text:
-        cond = run.condition(prompts=drawn_prompts(run, labels, seed=seed, split=split))
-        return cond, Condition.text(cond.null())
-    return (Condition.classes(labels, run.num_classes),
-            Condition(torch.full((len(labels),), run.num_classes), run.num_classes))
+    cond = run.condition(prompts=drawn_prompts(run, labels, seed=seed, split=split)) if run.is_text else run.condition(labels)
+    return cond, Condition(cond.null(), cond.num_classes)
 
 
 def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labels, seed: int = 0) -> dict:
@@ -148,7 +145,8 @@ def measure(run: Run, probe: QualityProbe, settings: dict, cond: Condition, labe
 
 def measure_seeds(run: Run, probe: QualityProbe, settings: dict, condition, labels, seeds: range) -> dict:
     """`measure` on each sample seed (`condition(seed)`: what that seed's samples are conditioned on), pooled: the
-    mean of every figure, FD/floor's per-seed values kept. One seed's FD/floor moves by up to ~0.6 at 2-3x the floor (benchmarks/RESULTS.md), too much to rank close rows."""
+    mean of every figure, FD/floor's per-seed values kept. One seed's FD/floor moves by up to ~0.6 at 2-3x the
+    floor (benchmarks/RESULTS.md), too much to rank close rows."""
     return pool([measure(run, probe, settings, condition(seed), labels, seed) for seed in seeds])
 
 
